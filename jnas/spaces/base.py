@@ -58,8 +58,7 @@ class Space(abc.ABC):
     def mutate(self, key: jax.Array, arch: Arch) -> Arch:
         """A uniformly random valid neighbour (one edit); ``arch`` itself if it has none."""
         nbrs, mask = self.neighbours(arch)
-        logits = jnp.where(mask, 0.0, -jnp.inf)
-        i = jax.random.categorical(key, logits)
+        i = pick_masked(key, mask)
         out = jax.tree.map(lambda x: x[i], nbrs)
         return jax.tree.map(lambda o, a: jnp.where(mask.any(), o, a), out, arch)
 
@@ -111,3 +110,14 @@ class Space(abc.ABC):
 
     def __eq__(self, other) -> bool:
         return self is other
+
+
+def pick_masked(key: jax.Array, mask: jax.Array) -> jax.Array:
+    """Uniform random position among the ``True`` entries of ``bool[n]`` (0 if none).
+
+    One random integer and a cumulative sum, rather than one Gumbel draw per
+    entry: mutation sits in the innermost loop of every evolutionary search.
+    """
+    n_valid = mask.sum()
+    r = jax.random.randint(key, (), 0, jnp.maximum(n_valid, 1))
+    return jnp.argmax(jnp.cumsum(mask) > r)

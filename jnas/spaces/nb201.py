@@ -43,9 +43,6 @@ class NB201Space(Space):
     def size(self) -> int:
         return N_OPS**N_EDGES
 
-    def sample(self, key):
-        return jax.random.randint(key, (N_EDGES,), 0, N_OPS).astype(jnp.int8)
-
     def neighbours(self, arch):
         # Row e*4 + j replaces the op of edge e by the j-th other op.
         edge = jnp.repeat(jnp.arange(N_EDGES), N_OPS - 1)

@@ -1,0 +1,135 @@
+"""NAS-Bench-201 tabular benchmarks (``nb201/cifar10``, ``nb201/cifar100``, ``nb201/imagenet16-120``).
+
+Rows are in official NAS-Bench-201 index order (``arch_index`` 0..15624). The
+space's own index (base-5 code) is mapped to rows through the official
+strings, so the benchmark, not the space, owns the official index.
+
+Metrics (accuracies in percent, fidelity = training epochs):
+
+* ``test_acc`` @200: seed-mean test accuracy, 200-epoch schedule (all rows).
+* ``valid_acc`` @200: NAS-Bench-Suite-Zero validation accuracy, 200 epochs
+  (cifar10: all rows; cifar100: 1,104 rows; imagenet16-120: 9,858 rows;
+  NaN elsewhere).
+* ``test_acc`` / ``valid_acc`` @12: NB201 v1.1 12-epoch results (all rows).
+* HW-NAS-Bench costs (lower is better): ``<device>_latency`` (ms) and
+  ``<device>_energy`` (mJ); ``edgetpu_latency`` is NaN for the 4,699 cells
+  upstream never measured (its -1 sentinel).
+* ``params`` (millions) and ``flops`` (MFLOPs): NAS-Bench-Suite-Zero, NaN
+  outside its coverage (9,445 rows for cifar10 / imagenet16-120, 725 for cifar100).
+
+Search defaults never look at test data: cifar10 searches 200-epoch
+validation accuracy; cifar100 and imagenet16-120 search 12-epoch validation
+accuracy, the only validation columns that cover the whole space.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from jnas.benchmarks.base import TabularBenchmark
+from jnas.benchmarks.datadir import data_file
+from jnas.errors import JnasError
+from jnas.spaces.nb201 import EDGES, NB201, OPS
+
+FETCH = "jnas data fetch nb201"
+ACCURACIES = "nb201_accuracies.csv.gz"
+HARDWARE = "nb201_hw_nas_bench.csv.gz"
+COSTS = "nb201_zero_cost_proxies.csv.gz"
+
+#: benchmark dataset -> (column prefix in the accuracy table, dataset label in the HW / cost tables)
+DATASETS = {
+    "cifar10": ("cifar10", "cifar10"),
+    "cifar100": ("cifar100", "cifar100"),
+    "imagenet16-120": ("imagenet16_120", "ImageNet16-120"),
+}
+HW_COLUMNS = {
+    "edgegpu_latency": "ms",
+    "edgegpu_energy": "mJ",
+    "raspi4_latency": "ms",
+    "edgetpu_latency": "ms",
+    "pixel3_latency": "ms",
+    "eyeriss_latency": "ms",
+    "eyeriss_energy": "mJ",
+    "eyeriss_arithmetic_intensity": "",
+    "fpga_latency": "ms",
+    "fpga_energy": "mJ",
+}
+
+
+def parse_official_strings(strings) -> np.ndarray:
+    """``int8[n, 6]`` op ids of official NB201 strings (vectorised over a list)."""
+    lookup = {op: i for i, op in enumerate(OPS)}
+    out = np.empty((len(strings), len(EDGES)), np.int8)
+    for r, s in enumerate(strings):
+        toks = s.replace("+", "").split("|")
+        ops = [lookup[t.split("~")[0]] for t in toks if t]
+        if len(ops) != len(EDGES):
+            raise JnasError(f"{ACCURACIES}: row {r} has malformed arch_str {s!r}")
+        out[r] = ops
+    return out
+
+
+def _space_to_row(strings) -> np.ndarray:
+    """``int32[15625]``: official row of each space index (the inverse permutation)."""
+    codes = parse_official_strings(strings).astype(np.int64) @ (len(OPS) ** np.arange(len(EDGES) - 1, -1, -1))
+    if len(np.unique(codes)) != NB201.size or len(codes) != NB201.size:
+        raise JnasError(f"{ACCURACIES}: expected {NB201.size} distinct architectures, got {len(np.unique(codes))}")
+    perm = np.empty(NB201.size, np.int32)
+    perm[codes] = np.arange(NB201.size, dtype=np.int32)
+    return perm
+
+
+def load(dataset: str) -> TabularBenchmark:
+    """The NB201 benchmark on ``dataset`` (cifar10, cifar100, imagenet16-120)."""
+    import jax.numpy as jnp
+
+    if dataset not in DATASETS:
+        raise JnasError(f"dataset: got {dataset!r}, expected one of {', '.join(DATASETS)}")
+    prefix, label = DATASETS[dataset]
+    acc = pd.read_csv(data_file(ACCURACIES, FETCH))
+    if not np.array_equal(acc["arch_index"].to_numpy(), np.arange(len(acc))):
+        raise JnasError(f"{ACCURACIES}: rows must be in arch_index order 0..{len(acc) - 1}")
+    n = len(acc)
+    cols: dict[tuple[str, int | None], np.ndarray] = {}
+    for metric, part in (("test_acc", "test"), ("valid_acc", "valid")):
+        for fid in (200, 12):
+            cols[(metric, fid)] = acc[f"{prefix}_{part}_acc_{fid}ep"].to_numpy(np.float64)
+
+    hw = pd.read_csv(data_file(HARDWARE, FETCH))
+    hw = hw[hw["dataset"] == label].set_index("arch_index").reindex(np.arange(n))
+    for c in HW_COLUMNS:
+        v = hw[c].to_numpy(np.float64)
+        cols[(c, None)] = np.where(v < 0, np.nan, v)  # -1 = upstream "not measured"
+
+    cost = pd.read_csv(data_file(COSTS, FETCH))
+    cost = cost[cost["dataset"] == label].set_index("arch_index").reindex(np.arange(n))
+    cols[("params", None)] = cost["params"].to_numpy(np.float64)
+    cols[("flops", None)] = cost["flops"].to_numpy(np.float64)
+
+    desc = {
+        "test_acc": ("test accuracy (seed mean)", "%", True),
+        "valid_acc": ("validation accuracy", "%", True),
+        "params": ("trainable parameters (NAS-Bench-Suite-Zero)", "M", False),
+        "flops": ("forward FLOPs per image (NAS-Bench-Suite-Zero)", "MFLOPs", False),
+    }
+    for c, unit in HW_COLUMNS.items():
+        desc[c] = (f"HW-NAS-Bench {c.replace('_', ' ')}", unit, c == "eyeriss_arithmetic_intensity")
+
+    perm = jnp.asarray(_space_to_row(acc["arch_str"].tolist()))
+
+    def row_of(arch):
+        i = NB201.index(arch)
+        return jnp.where(i >= 0, perm[jnp.clip(i, 0)], -1)
+
+    search = ("valid_acc", 200) if dataset == "cifar10" else ("valid_acc", 12)
+    return TabularBenchmark(
+        name=f"nb201/{dataset}",
+        space=NB201,
+        columns=cols,
+        descriptions=desc,
+        row_of=row_of,
+        search_metric=search,
+        test_metric=("test_acc", 200),
+        official_index=np.arange(n),
+    )

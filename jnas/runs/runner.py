@@ -1,0 +1,153 @@
+"""Running a strategy against a benchmark.
+
+Two runners give the same results for the same keys:
+
+* ``run_tabular`` — strategy and benchmark are both jittable: one
+  ``lax.scan`` over queries, ``vmap`` over seeds, one compiled call.
+* ``run_loop`` — any evaluator (a Python callable, e.g. real training): the
+  same jitted ``ask``/``tell`` driven batch by batch from Python; failed
+  evaluations (exceptions, NaN) are recorded as NaN and the search goes on.
+
+Keys: seed ``i`` uses ``jax.random.key(seed0 + i, impl)``, split into an
+init key and one key per step, identically in both runners. The default
+implementation is ``jnas.prng.HASH`` (cheap on CPU); ``prng="threefry"``
+selects JAX's default generator.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jnas.benchmarks.base import TabularBenchmark
+from jnas.prng import get_impl
+from jnas.strategies.base import Strategy
+
+
+@dataclasses.dataclass
+class RunRecord:
+    """Raw outcome of a run: per seed and query, the table row and the search value."""
+
+    rows: np.ndarray  # int[S, B] queried rows (-1 = not in the table)
+    values: np.ndarray  # float[S, B] search-metric values as measured (NaN = failure)
+    wall_seconds: float
+
+
+def seed_keys(seeds: int, seed0: int = 0, prng: str = "hash") -> jax.Array:
+    """One typed PRNG key per seed: ``key(seed0 + i, impl=prng)``."""
+    impl = get_impl(prng)
+    return jax.vmap(lambda s: jax.random.key(s, impl=impl))(jnp.arange(seed0, seed0 + seeds))
+
+
+def _n_steps(strategy: Strategy) -> int:
+    return math.ceil(strategy.budget / strategy.batch_size)
+
+
+def _split(key, n_steps):
+    k_init, k_steps = jax.random.split(key)
+    return k_init, jax.random.split(k_steps, n_steps)
+
+
+def make_scan_fn(strategy: Strategy, benchmark: TabularBenchmark, metric_key, dtype=jnp.float32) -> Callable:
+    """Jitted ``(keys[S]) -> (rows int32[S, B], values float[S, B])`` running every seed to the budget."""
+    sign = 1.0 if benchmark.metrics[metric_key].higher_is_better else -1.0
+    n_steps = _n_steps(strategy)
+
+    def one_seed(key):
+        k_init, k_steps = _split(key, n_steps)
+
+        def step(state, k):
+            archs, state = strategy.ask(state, k)
+            rows = benchmark.rows(archs)
+            vals = benchmark.query_rows(rows, metric_key, dtype)
+            state = strategy.tell(state, archs, sign * vals)
+            return state, (rows, vals)
+
+        _, (rows, vals) = jax.lax.scan(step, strategy.init(k_init), k_steps)
+        return rows.reshape(-1)[: strategy.budget], vals.reshape(-1)[: strategy.budget]
+
+    return jax.jit(jax.vmap(one_seed))
+
+
+def run_tabular(
+    strategy: Strategy,
+    benchmark: TabularBenchmark,
+    seeds: int,
+    metric_key=None,
+    seed0: int = 0,
+    prng: str = "hash",
+    dtype=jnp.float32,
+    chunk: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> RunRecord:
+    """Run ``seeds`` independent searches as one compiled scan (vmapped over seeds).
+
+    ``chunk`` splits the seeds into groups of that size (bounding memory and
+    giving ``progress(n_done_seeds)`` callbacks); ``None`` runs all at once.
+    """
+    metric_key = metric_key or benchmark.search_metric
+    fn = make_scan_fn(strategy, benchmark, metric_key, dtype)
+    keys = seed_keys(seeds, seed0, prng)
+    chunk = chunk or seeds
+    t0 = time.perf_counter()
+    rows, vals = [], []
+    for start in range(0, seeds, chunk):
+        r, v = fn(keys[start : start + chunk])
+        rows.append(np.asarray(r))
+        vals.append(np.asarray(v))
+        if progress:
+            progress(min(start + chunk, seeds))
+    wall = time.perf_counter() - t0
+    return RunRecord(np.concatenate(rows), np.concatenate(vals), wall)
+
+
+def run_loop(
+    strategy: Strategy,
+    evaluate: Callable,
+    seeds: int,
+    row_of: Callable | None = None,
+    seed0: int = 0,
+    prng: str = "hash",
+    higher_is_better: bool = True,
+    progress: Callable[[int], None] | None = None,
+) -> RunRecord:
+    """Drive ``strategy`` from Python, one batch at a time, for each seed in turn.
+
+    ``evaluate(archs) -> values`` may be any Python callable over a batch of
+    architectures (it may train networks); an exception or NaN marks that
+    batch's evaluations as failed (NaN) and the search goes on. ``row_of``
+    maps a batch to table rows for the record (default: -1).
+    """
+    ask = jax.jit(strategy.ask)
+    tell = jax.jit(strategy.tell)
+    init = jax.jit(strategy.init)
+    sign = 1.0 if higher_is_better else -1.0
+    n_steps = _n_steps(strategy)
+    keys = seed_keys(seeds, seed0, prng)
+    b = strategy.budget
+    rows = np.full((seeds, n_steps * strategy.batch_size), -1, np.int64)
+    vals = np.full((seeds, n_steps * strategy.batch_size), np.nan)
+    t0 = time.perf_counter()
+    for s in range(seeds):
+        k_init, k_steps = _split(keys[s], n_steps)
+        state = init(k_init)
+        for t in range(n_steps):
+            archs, state = ask(state, k_steps[t])
+            sl = slice(t * strategy.batch_size, (t + 1) * strategy.batch_size)
+            try:
+                v = np.asarray(evaluate(archs), np.float64).reshape(-1)
+            except Exception:  # noqa: BLE001 — a failed evaluation is data, not a crash
+                v = np.full(strategy.batch_size, np.nan)
+            vals[s, sl] = v
+            if row_of is not None:
+                rows[s, sl] = np.asarray(row_of(archs))
+            state = tell(state, archs, jnp.asarray(sign * v, dtype=jnp.result_type(float)))
+        if progress:
+            progress(s + 1)
+    return RunRecord(rows[:, :b], vals[:, :b], time.perf_counter() - t0)

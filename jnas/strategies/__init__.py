@@ -1,0 +1,31 @@
+"""Search strategies: pure ask/tell state machines (see ``base.py``)."""
+
+from __future__ import annotations
+
+from jnas.errors import unknown_name
+from jnas.strategies.base import Option, Strategy
+from jnas.strategies.evolution import RegularizedEvolution
+from jnas.strategies.local_search import LocalSearch
+from jnas.strategies.random_search import RandomSearch
+
+_REGISTRY: dict[str, type[Strategy]] = {cls.name: cls for cls in (RandomSearch, RegularizedEvolution, LocalSearch)}
+
+
+def names() -> list[str]:
+    """Registered strategy names."""
+    return sorted(_REGISTRY)
+
+
+def get_strategy(name: str) -> type[Strategy]:
+    """The strategy class registered under ``name``."""
+    if name not in _REGISTRY:
+        raise unknown_name("strategy", name, _REGISTRY)
+    return _REGISTRY[name]
+
+
+def make_strategy(name: str, space, budget: int, **options) -> Strategy:
+    """Instantiate strategy ``name`` on ``space`` with a query ``budget`` and options."""
+    return get_strategy(name)(space, budget, **options)
+
+
+__all__ = ["Option", "Strategy", "get_strategy", "make_strategy", "names"]

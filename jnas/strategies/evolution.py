@@ -1,0 +1,76 @@
+"""Regularized evolution (``re``; Real et al., 2019).
+
+The first ``population_size`` queries are uniform samples. Afterwards each
+step draws ``sample_size`` distinct members of the population, mutates the
+best of them (one edit), queries the child, and the child replaces the
+*oldest* member (ageing, the "regularization").
+
+The tournament is drawn exactly but cheaply: the winner of ``S`` distinct
+members out of ``P`` has fitness rank ``r`` (0 = best) with probability
+``C(P-1-r, S-1) / C(P, S)``, so one uniform number and the members' ranks
+replace ``S`` random draws (ties rank by position, as ``argmax`` would).
+"""
+
+from __future__ import annotations
+
+from math import comb
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jnas.errors import JnasError
+from jnas.strategies.base import Option, Strategy, failed_to_worst, select, stack1, unstack1
+
+
+class REState(NamedTuple):
+    pop: object  # architectures, leading axis population_size (ring buffer)
+    fit: jax.Array  # float[population_size], -inf where empty or failed
+    t: jax.Array  # int32[] architectures told so far
+
+
+class RegularizedEvolution(Strategy):
+    """Aging evolution with tournament selection."""
+
+    name = "re"
+    options = (
+        Option("population_size", int, 30, "an integer >= 2", lambda v: v >= 2, "population size P"),
+        Option("sample_size", int, 10, "an integer in [1, population_size]", lambda v: v >= 1, "tournament size S"),
+    )
+
+    def validate(self):
+        if self.sample_size > self.population_size:
+            raise JnasError(
+                f"--set sample_size: got {self.sample_size}, expected at most population_size={self.population_size}"
+            )
+
+    def _winner_cdf(self):
+        p, s = self.population_size, self.sample_size
+        probs = [comb(p - 1 - r, s - 1) / comb(p, s) for r in range(p)]
+        return jnp.cumsum(jnp.asarray(probs, jnp.float32))
+
+    def init(self, key):
+        tmpl = self.space.template()
+        pop = jax.tree.map(lambda x: jnp.zeros((self.population_size,) + x.shape, x.dtype), tmpl)
+        return REState(pop, jnp.full((self.population_size,), -jnp.inf), jnp.int32(0))
+
+    def ask(self, state, key):
+        k_rand, k_pick, k_mut = jax.random.split(key, 3)
+        f = state.fit
+        idx = jnp.arange(self.population_size)
+        # rank_i = number of members strictly better than i (earlier position wins ties)
+        better = (f[None, :] > f[:, None]) | ((f[None, :] == f[:, None]) & (idx[None, :] < idx[:, None]))
+        rank = better.sum(axis=1)
+        cdf = self._winner_cdf()
+        r = jnp.minimum(jnp.searchsorted(cdf, jax.random.uniform(k_pick) * cdf[-1], side="right"), self.population_size - 1)
+        best = jnp.argmax(rank == r)
+        parent = jax.tree.map(lambda x: x[best], state.pop)
+        child = self.space.mutate(k_mut, parent)
+        fresh = self.space.sample(k_rand)
+        return stack1(select(state.t < self.population_size, fresh, child)), state
+
+    def tell(self, state, archs, values):
+        slot = state.t % self.population_size  # the oldest member
+        pop = jax.tree.map(lambda p, a: p.at[slot].set(a), state.pop, unstack1(archs))
+        fit = state.fit.at[slot].set(failed_to_worst(values[0]).astype(state.fit.dtype))
+        return REState(pop, fit, state.t + 1)
