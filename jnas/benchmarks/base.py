@@ -62,6 +62,7 @@ class TabularBenchmark:
         self.space = space
         self.n_rows = len(next(iter(columns.values())))
         self._row_of = row_of
+        self._rows = jax.jit(jax.vmap(row_of))  # nested under an outer jit it simply inlines
         self._columns = {k: jnp.asarray(np.asarray(v, np.float64), jnp.float32) for k, v in columns.items()}
         self._columns64 = {k: np.asarray(v, np.float64) for k, v in columns.items()}
         self.search_metric = search_metric
@@ -96,7 +97,7 @@ class TabularBenchmark:
 
     def rows(self, archs) -> jax.Array:
         """``int32[...]`` table rows of a batch of architectures (-1 where absent)."""
-        return jax.vmap(self._row_of)(archs)
+        return self._rows(archs)
 
     def query(self, archs, metric: str | None = None, fidelity: int | None = None, dtype=jnp.float32) -> jax.Array:
         """Values of ``metric`` at ``fidelity`` for a batch of architectures (NaN if missing).

@@ -94,17 +94,22 @@ def run_tabular(
     metric_key = metric_key or benchmark.search_metric
     fn = make_scan_fn(strategy, benchmark, metric_key, dtype)
     keys = seed_keys(seeds, seed0, prng)
-    chunk = chunk or seeds
+    chunk = min(chunk or seeds, seeds)
+    n_chunks = math.ceil(seeds / chunk)
+    # pad the last group with repeated keys so every call reuses one compiled program
+    pad = n_chunks * chunk - seeds
+    if pad:
+        keys = jnp.concatenate([keys, jnp.repeat(keys[-1:], pad, axis=0)])
     t0 = time.perf_counter()
     rows, vals = [], []
-    for start in range(0, seeds, chunk):
-        r, v = fn(keys[start : start + chunk])
+    for c in range(n_chunks):
+        r, v = fn(keys[c * chunk : (c + 1) * chunk])
         rows.append(np.asarray(r))
         vals.append(np.asarray(v))
         if progress:
-            progress(min(start + chunk, seeds))
+            progress(min((c + 1) * chunk, seeds))
     wall = time.perf_counter() - t0
-    return RunRecord(np.concatenate(rows), np.concatenate(vals), wall)
+    return RunRecord(np.concatenate(rows)[:seeds], np.concatenate(vals)[:seeds], wall)
 
 
 def run_loop(

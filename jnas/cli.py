@@ -1,0 +1,170 @@
+"""The ``jnas`` command: search, compare, list, data fetch."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+from jnas.errors import JnasError
+
+
+def _parse_sets(items: list[str]) -> dict:
+    opts = {}
+    for item in items or []:
+        if "=" not in item:
+            raise JnasError(f"--set: got {item!r}, expected key=value")
+        k, v = item.split("=", 1)
+        opts[k.strip()] = v.strip()
+    return opts
+
+
+def _progress_bar(total: int, desc: str, enabled: bool):
+    if not enabled:
+        return None, lambda: None
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc=desc, unit="seed", file=sys.stderr, leave=False)
+
+    def update(done: int):
+        bar.update(done - bar.n)
+
+    return update, bar.close
+
+
+def cmd_search(args) -> int:
+    from jnas.runs.compare import plot, table
+    from jnas.runs.search import search
+
+    if args.budget < 1:
+        raise JnasError(f"--budget: got {args.budget}, expected a positive integer")
+    if args.seeds < 1:
+        raise JnasError(f"--seeds: got {args.seeds}, expected a positive integer")
+    if args.float64:
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+    strategies = [s for s in args.strategy.split(",") if s]
+    options = _parse_sets(args.set)
+    results = []
+    for name in strategies:
+        chunk = math.ceil(args.seeds / 10) if args.progress and args.seeds >= 10 else None
+        update, close = _progress_bar(args.seeds, f"{name} on {args.benchmark}", chunk is not None)
+        try:
+            res = search(
+                args.benchmark, name, args.budget, seeds=args.seeds, metric=args.metric, fidelity=args.fidelity,
+                options=options if len(strategies) == 1 else _options_for(name, options), seed0=args.seed0,
+                prng=args.prng, float64=args.float64, chunk=chunk, progress=update,
+            )
+        finally:
+            close()
+        out = Path(args.out) if len(strategies) == 1 else Path(args.out) / name
+        res.save(out)
+        results.append(res)
+        print(f"wrote {out}/summary.json", file=sys.stderr)
+    print(table(results))
+    if args.plot:
+        print(f"plot: {plot(results, args.plot)}", file=sys.stderr)
+    return 0
+
+
+def _options_for(name: str, options: dict) -> dict:
+    """With several strategies, pass each only the options it declares."""
+    from jnas.strategies import get_strategy
+
+    known = {o.name for o in get_strategy(name).options}
+    return {k: v for k, v in options.items() if k in known}
+
+
+def cmd_compare(args) -> int:
+    from jnas.runs.compare import load_all, plot, table
+
+    results = load_all(args.dirs)
+    print(table(results))
+    if args.plot:
+        print(f"plot: {plot(results, args.plot, labels=[Path(d).name for d in args.dirs])}", file=sys.stderr)
+    return 0
+
+
+def cmd_list(args) -> int:
+    from jnas import benchmarks, spaces, strategies
+
+    print("spaces:     " + ", ".join(spaces.names()))
+    print("strategies: " + ", ".join(strategies.names()))
+    for name in strategies.names():
+        for o in strategies.get_strategy(name).options:
+            print(f"  {name} --set {o.name}={o.default}  ({o.help}; {o.expected})")
+    print("benchmarks: " + ", ".join(benchmarks.names()))
+    if args.metrics:
+        for name in benchmarks.names():
+            b = benchmarks.get_benchmark(name)
+            print(f"{name} (search default {b.search_metric[0]}@{b.search_metric[1]})")
+            for m in b.metrics.values():
+                fid = "" if m.fidelity is None else f"@{m.fidelity}"
+                print(f"  {m.name}{fid}: {m.description} [{m.unit}] coverage {m.coverage}/{b.n_rows}, "
+                      f"optimum {m.optimum:.4f}")
+    else:
+        print("metrics:    jnas list --metrics (loads every benchmark table)")
+    return 0
+
+
+def cmd_data(args) -> int:
+    if args.what != "nb201":
+        raise JnasError(f"data fetch: got {args.what!r}, expected nb201 (NAS-Bench-Graph ships in its package)")
+    from jnas.benchmarks.fetch import fetch_nb201
+
+    for p in fetch_nb201(dest=Path(args.dest) if args.dest else None):
+        print(p)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="jnas", description="Neural architecture search on JAX.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("search", help="run a strategy on a tabular benchmark over many seeds")
+    s.add_argument("--benchmark", required=True, help="e.g. nb201/cifar10, nbgraph/cora (see `jnas list`)")
+    s.add_argument("--strategy", required=True, help="rs, re, ls; several as a comma list (each to OUT/<name>)")
+    s.add_argument("--budget", type=int, required=True, help="queries per seed")
+    s.add_argument("--seeds", type=int, default=1, help="independent runs (vmapped)")
+    s.add_argument("--out", required=True, help="result folder")
+    s.add_argument("--metric", default=None, help="search metric (default: the benchmark's validation metric)")
+    s.add_argument("--fidelity", type=int, default=None, help="fidelity of the search metric (epochs)")
+    s.add_argument("--set", action="append", metavar="KEY=VALUE", help="strategy option (repeatable)")
+    s.add_argument("--seed0", type=int, default=0, help="first seed (seed i uses key seed0 + i)")
+    s.add_argument("--prng", default="hash", help="hash (fast, default) or threefry")
+    s.add_argument("--float64", action="store_true", help="gather full-precision values (enables jax x64)")
+    s.add_argument("--plot", default=None, help="write best-so-far curves to this PNG")
+    s.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    s.set_defaults(func=cmd_search)
+
+    c = sub.add_parser("compare", help="table and curves of result folders")
+    c.add_argument("dirs", nargs="+", metavar="DIR")
+    c.add_argument("--plot", default=None, help="write mean best-so-far curves (IQR bands, log x) to this PNG")
+    c.set_defaults(func=cmd_compare)
+
+    ls = sub.add_parser("list", help="spaces, benchmarks, strategies, metrics")
+    ls.add_argument("--metrics", action="store_true", help="also list every benchmark's metrics")
+    ls.set_defaults(func=cmd_list)
+
+    d = sub.add_parser("data", help="benchmark data")
+    dsub = d.add_subparsers(dest="action", required=True)
+    f = dsub.add_parser("fetch", help="download upstream files, verify sha256, rebuild tables")
+    f.add_argument("what", help="nb201")
+    f.add_argument("--dest", default=None, help="folder (default: $JNAS_DATA_DIR or the user cache)")
+    f.set_defaults(func=cmd_data)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except JnasError as e:
+        print(f"jnas: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

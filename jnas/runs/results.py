@@ -1,0 +1,117 @@
+"""Result files of a search: ``summary.json`` and ``trajectory.npz``.
+
+``trajectory.npz`` holds, per seed and query (arrays ``[seeds, budget]``):
+``index`` — the benchmark's published index of the queried architecture
+(NB201 official index; NAS-Bench-Graph row in key order), ``value`` — its
+search-metric value (NaN = failed), ``best_search`` — best-so-far search
+metric, ``best_test`` — test value of that best-so-far architecture (ties:
+the first queried).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from jnas.benchmarks.base import TabularBenchmark
+from jnas.errors import JnasError
+from jnas.runs.runner import RunRecord
+from jnas.runs.trajectory import best_so_far, mean_se, samples_to_hit
+
+SUMMARY_KEYS = (
+    "benchmark", "strategy", "budget", "seeds", "search_metric", "final_test_mean", "final_test_se",
+    "final_regret_mean", "final_regret_se", "found_optimum_fraction", "samples_to_optimum_mean", "wall_seconds",
+)
+
+
+@dataclasses.dataclass
+class SearchResult:
+    """A finished search: per-query arrays plus the summary numbers."""
+
+    summary: dict
+    trajectory: dict[str, np.ndarray]
+
+    def save(self, out: str | Path) -> Path:
+        """Write ``summary.json`` and ``trajectory.npz`` into folder ``out``."""
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "summary.json").write_text(json.dumps(self.summary, indent=2) + "\n")
+        np.savez_compressed(out / "trajectory.npz", **self.trajectory)
+        return out
+
+
+def summarise(
+    record: RunRecord,
+    benchmark: TabularBenchmark,
+    strategy,
+    metric_key,
+    extra: dict | None = None,
+) -> SearchResult:
+    """Best-so-far curves, test regret and samples-to-optimum of a tabular run."""
+    info = benchmark.metrics[metric_key]
+    test_key = benchmark.test_metric
+    test_col = benchmark.column(*test_key)
+    search_col = benchmark.column(*metric_key)
+    rows = record.rows
+    best_val, best_row = best_so_far(rows, record.values, info.higher_is_better)
+    safe = np.clip(best_row, 0, None)
+    best_test = np.where(best_row >= 0, test_col[safe], np.nan)
+    final_test = best_test[:, -1]
+    test_opt = benchmark.metrics[test_key].optimum
+    regret = test_opt - final_test if benchmark.metrics[test_key].higher_is_better else final_test - test_opt
+    hit = (rows >= 0) & (search_col[np.clip(rows, 0, None)] == info.optimum)
+    to_opt = samples_to_hit(hit)
+    test_mean, test_se = mean_se(final_test)
+    regret_mean, regret_se = mean_se(regret)
+    summary = {
+        "benchmark": benchmark.name,
+        "strategy": strategy.name,
+        "budget": int(strategy.budget),
+        "seeds": int(rows.shape[0]),
+        "search_metric": _metric_name(metric_key),
+        "test_metric": _metric_name(test_key),
+        "final_test_mean": test_mean,
+        "final_test_se": test_se,
+        "final_regret_mean": regret_mean,
+        "final_regret_se": regret_se,
+        "found_optimum_fraction": float(hit.any(axis=1).mean()),
+        "samples_to_optimum_mean": float(to_opt.mean()),
+        "wall_seconds": float(record.wall_seconds),
+        "search_optimum": info.optimum,
+        "test_optimum": test_opt,
+        "failed_fraction": float(np.isnan(record.values).mean()),
+        "options": strategy.settings(),
+        "space": benchmark.space.name,
+        "device": str(jax.devices()[0].platform),
+    }
+    summary.update(extra or {})
+    for k in SUMMARY_KEYS:
+        if summary.get(k) is None:
+            raise JnasError(f"internal: summary key {k!r} is missing")
+    trajectory = {
+        "index": benchmark.official(rows).astype(np.int64),
+        "value": record.values.astype(np.float64),
+        "best_search": best_val,
+        "best_test": best_test,
+    }
+    return SearchResult(summary, trajectory)
+
+
+def _metric_name(key) -> str:
+    metric, fid = key
+    return metric if fid is None else f"{metric}@{fid}"
+
+
+def load_result(folder: str | Path) -> SearchResult:
+    """Read a result folder written by ``SearchResult.save``."""
+    folder = Path(folder)
+    s, t = folder / "summary.json", folder / "trajectory.npz"
+    if not s.is_file() or not t.is_file():
+        raise JnasError(f"DIR: {str(folder)!r} is not a jnas result folder (expected summary.json and trajectory.npz)")
+    with np.load(t) as z:
+        traj = {k: z[k] for k in z.files}
+    return SearchResult(json.loads(s.read_text()), traj)

@@ -1,0 +1,11 @@
+"""Test configuration: benchmark tables come from ``$JNAS_DATA_DIR``.
+
+When it is unset, the ``shared/data`` folder beside the repository is used.
+Tests that need a table fail (never skip) when it is missing.
+"""
+
+import os
+from pathlib import Path
+
+_default = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+os.environ.setdefault("JNAS_DATA_DIR", str(_default))
