@@ -109,6 +109,28 @@ def cmd_list(args) -> int:
     return 0
 
 
+def cmd_query(args) -> int:
+    import json
+
+    import jax
+
+    from jnas.benchmarks import get_benchmark
+
+    bench = get_benchmark(args.benchmark)
+    arch = bench.space.from_string(args.arch)
+    batch = jax.tree.map(lambda x: x[None], arch)
+    row = int(bench.rows(batch)[0])
+    if row < 0:
+        raise JnasError(f"--arch: {args.arch!r} is not in {bench.name}")
+    out = {"benchmark": bench.name, "arch": bench.space.to_string(arch), "index": int(bench.official([row])[0])}
+    for (metric, fid), info in bench.metrics.items():
+        name = metric if fid is None else f"{metric}@{fid}"
+        v = float(bench.column(metric, fid)[row])
+        out[name] = v if v == v else None  # NaN (not covered) -> null
+    print(json.dumps(out, indent=2))
+    return 0
+
+
 def cmd_data(args) -> int:
     if args.what != "nb201":
         raise JnasError(f"data fetch: got {args.what!r}, expected nb201 (NAS-Bench-Graph ships in its package)")
@@ -143,6 +165,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("dirs", nargs="+", metavar="DIR")
     c.add_argument("--plot", default=None, help="write mean best-so-far curves (IQR bands, log x) to this PNG")
     c.set_defaults(func=cmd_compare)
+
+    q = sub.add_parser("query", help="every metric of one architecture")
+    q.add_argument("--benchmark", required=True)
+    q.add_argument("--arch", required=True, help="architecture string in the space's notation")
+    q.set_defaults(func=cmd_query)
 
     ls = sub.add_parser("list", help="spaces, benchmarks, strategies, metrics")
     ls.add_argument("--metrics", action="store_true", help="also list every benchmark's metrics")

@@ -1,0 +1,96 @@
+"""Benchmark: a whole search as one scan, seeds vmapped, against per-seed, per-query Python loops.
+
+Regularized evolution and random search, 300 queries on ``nb201/cifar10``,
+for 100 and for 10,000 seeds. jnas runs each configuration twice through a
+freshly built jitted function: the first call includes compilation, the
+second does not. The reference is the same algorithms as plain Python loops
+over a dict keyed by architecture string (``python_baselines.py``), timed on
+the same machine in the same run. Prints both times and their ratios and
+writes ``bench/results/search_loop.json``.
+
+    python bench/search_loop.py [--seeds 100 10000] [--budget 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from python_baselines import make_table, random_search, regularized_evolution  # noqa: E402
+
+from jnas.benchmarks import get_benchmark  # noqa: E402
+from jnas.runs.runner import make_scan_fn, seed_keys  # noqa: E402
+from jnas.runs.trajectory import best_so_far  # noqa: E402
+from jnas.strategies import make_strategy  # noqa: E402
+
+PYTHON = {"rs": random_search, "re": regularized_evolution}
+
+
+def time_jnas(name, bench, budget, seeds):
+    strategy = make_strategy(name, bench.space, budget)
+    fn = make_scan_fn(strategy, bench, bench.search_metric)  # a new jitted function: compiles on first call
+    keys = seed_keys(seeds)
+    jax.block_until_ready(keys)
+    t0 = time.perf_counter()
+    rows, vals = jax.block_until_ready(fn(keys))
+    first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    rows, vals = jax.block_until_ready(fn(keys))
+    second = time.perf_counter() - t0
+    _, best_row = best_so_far(np.asarray(rows), np.asarray(vals))
+    final_test = bench.column(*bench.test_metric)[best_row[:, -1]].mean()
+    return first, second, float(final_test)
+
+
+def time_python(name, table, budget, seeds):
+    t0 = time.perf_counter()
+    finals = [PYTHON[name](table, budget, seed)[-1] for seed in range(seeds)]
+    return time.perf_counter() - t0, float(np.mean(finals))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[100, 10_000])
+    ap.add_argument("--budget", type=int, default=300)
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "search_loop.json"))
+    args = ap.parse_args()
+
+    bench = get_benchmark("nb201/cifar10")
+    table = make_table(bench, bench.search_metric)
+    machine = f"{platform.machine()} {os.cpu_count()} cores, {jax.devices()[0].platform}, jax {jax.__version__}"
+    print(f"nb201/cifar10, {args.budget} queries; machine: {machine}")
+    head = f"{'alg':4} {'seeds':>6} {'python s':>9} {'jnas+compile s':>15} {'jnas s':>8} {'ratio+compile':>14} {'ratio':>8}"
+    print(head)
+    print("-" * len(head))
+    records = []
+    for seeds in args.seeds:
+        for name in ("rs", "re"):
+            first, second, jnas_test = time_jnas(name, bench, args.budget, seeds)
+            py, py_test = time_python(name, table, args.budget, seeds)
+            rec = {
+                "algorithm": name, "seeds": seeds, "budget": args.budget,
+                "python_seconds": py, "jnas_seconds_with_compile": first, "jnas_seconds": second,
+                "ratio_with_compile": py / first, "ratio": py / second,
+                "python_us_per_query": py / (seeds * args.budget) * 1e6,
+                "final_test_mean_jnas": jnas_test, "final_test_mean_python": py_test,
+            }
+            records.append(rec)
+            print(f"{name:4} {seeds:6d} {py:9.2f} {first:15.2f} {second:8.3f} {py / first:13.1f}x {py / second:7.1f}x"
+                  f"   (final test: jnas {jnas_test:.2f}, python {py_test:.2f})")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"machine": machine, "results": records}, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
