@@ -52,6 +52,14 @@ class NB201Space(Space):
         nbrs = nbrs.at[jnp.arange(edge.shape[0]), edge].set(new_op.astype(jnp.int8))
         return nbrs, jnp.ones((edge.shape[0],), bool)
 
+    def mutate(self, key, arch):
+        # Same law as the generic rule (uniform over the 24 neighbours), without
+        # materialising them: this sits in the innermost loop of evolution.
+        r = jax.random.randint(key, (), 0, N_EDGES * (N_OPS - 1))
+        edge, shift = r // (N_OPS - 1), r % (N_OPS - 1) + 1
+        new = (arch[edge].astype(jnp.int32) + shift) % N_OPS
+        return arch.at[edge].set(new.astype(arch.dtype))
+
     def crossover(self, key, a, b):
         take_a = jax.random.bernoulli(key, 0.5, (N_EDGES,))
         return jnp.where(take_a, a, b)

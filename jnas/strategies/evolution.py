@@ -62,7 +62,8 @@ class RegularizedEvolution(Strategy):
         better = (f[None, :] > f[:, None]) | ((f[None, :] == f[:, None]) & (idx[None, :] < idx[:, None]))
         rank = better.sum(axis=1)
         cdf = self._winner_cdf()
-        r = jnp.minimum(jnp.searchsorted(cdf, jax.random.uniform(k_pick) * cdf[-1], side="right"), self.population_size - 1)
+        u = jax.random.uniform(k_pick) * cdf[-1]
+        r = jnp.minimum(jnp.sum(cdf <= u), self.population_size - 1)  # inverse CDF by counting
         best = jnp.argmax(rank == r)
         parent = jax.tree.map(lambda x: x[best], state.pop)
         child = self.space.mutate(k_mut, parent)
