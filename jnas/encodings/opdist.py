@@ -1,0 +1,195 @@
+"""ANASOD operation-distribution encoding (Wan et al.).
+
+A cell with ``N`` op slots and ``k`` candidate ops is summarised by how many
+slots hold each op: the count vector ``n`` (``Σ n = N``) or the simplex point
+``p = n / N``. Many architectures share one encoding; ``decode`` samples them.
+Encodings live on the regular grid ``{n ∈ ℕ^k : Σ n = N}``; ``round_to_grid``
+snaps any simplex point onto it (Bomze, Gollowitz & Yıldırım 2014) and
+``grid_neighbours`` lists the adjacent grid vertices (used by ANASOD-LS).
+
+Spaces with op slots: ``nb201`` (6 edges, one cell, k = 5 ops incl. ``none``),
+``darts`` (8 edges per cell, normal and reduce counted separately, k = 7: no
+member holds ``none``), ``nbgraph`` (4 nodes). ``ops(space)`` names the
+entries. All array functions are jittable (``space`` static) and vmappable.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jnas.encodings import _layout
+from jnas.errors import JnasError
+
+
+def ops(space) -> tuple[str, ...]:
+    """The ``k`` ops an encoding counts, in order (DARTS: all but ``none``)."""
+    return _layout.slot_ops(_layout.resolve(space))
+
+
+def n_ops(space) -> int:
+    """Number of candidate ops ``k`` of the encoding of ``space``."""
+    return len(ops(space))
+
+
+def n_slots(space) -> int:
+    """Number of op slots ``N`` per cell of ``space``."""
+    return _layout.slots_per_cell(_layout.resolve(space))
+
+
+def counts(arch, space) -> jax.Array:
+    """How many op slots of ``arch`` hold each op.
+
+    Returns ``int32[k]`` (``int32[2, k]`` for ``darts``: normal, reduce), in
+    the order of ``ops(space)``; for member architectures each cell's counts
+    sum to ``n_slots(space)``.
+    """
+    space = _layout.resolve(space)
+    _layout.slots_per_cell(space)  # raises JnasError for spaces without op slots
+    return _counts(_layout.check_arch(space, arch), space)
+
+
+def distribution(arch, space) -> jax.Array:
+    """The normalised ANASOD encoding: ``counts(arch, space) / N`` (float32, sums to 1 per cell)."""
+    return counts(arch, space).astype(jnp.float32) / n_slots(space)
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _counts(arch, space) -> jax.Array:
+    slots = _layout.op_slots(space, arch)
+    ids = jnp.asarray(_layout.slot_op_ids(space))
+    c = (slots[..., :, None] == ids).astype(jnp.int32).sum(axis=-2)
+    return c[0] if _layout.n_cells(space) == 1 else c
+
+
+def _concrete(x):
+    """``x`` as a numpy array when it is a concrete value, else ``None`` (traced)."""
+    try:
+        return np.asarray(x)
+    except jax.errors.TracerArrayConversionError:
+        return None
+
+
+def round_to_grid(p, n) -> jax.Array:
+    """Closest point of the grid ``{m ∈ ℕ^k : Σ m = n}`` to ``n · p``.
+
+    ``p``: ``float[..., k]`` nonnegative weights with a positive sum, normalised
+    here to the simplex (so both ``p̃`` and the unnormalised ``N p̃`` work).
+    ``n``: total count ``N`` (int). Returns ``int32[..., k]`` summing to ``n``.
+
+    Rule: take ``floor(n p)``; the deficit ``g = n - Σ floor`` lies in
+    ``[0, k - 1]``; add 1 to the ``g`` entries with the largest fractional
+    parts (ties: lower index first). Bomze et al. show this is a closest grid
+    point in every ℓ_q norm, q ≥ 1.
+    """
+    p = jnp.asarray(p, jnp.float32)
+    if p.ndim < 1 or p.shape[-1] < 1:
+        raise JnasError(f"p: got shape {p.shape}, expected float[..., k] with k >= 1")
+    n_host = _concrete(n)
+    if n_host is not None and (n_host.ndim != 0 or not np.issubdtype(n_host.dtype, np.integer) or n_host < 0):
+        raise JnasError(f"n: got {n!r}, expected a nonnegative integer grid size")
+    host = _concrete(p)
+    if host is not None and (not np.all(np.isfinite(host)) or np.any(host < 0) or np.any(host.sum(-1) <= 0)):
+        raise JnasError("p: expected finite nonnegative weights with a positive sum")
+    return _round_to_grid(p, jnp.asarray(n, jnp.int32))
+
+
+@jax.jit
+def _round_to_grid(p, n) -> jax.Array:
+    m = n * p / p.sum(axis=-1, keepdims=True)
+    base = jnp.floor(m)
+    frac = m - base
+    deficit = n - base.sum(axis=-1, keepdims=True).astype(jnp.int32)
+    # rank[i] = position of entry i when fractional parts are sorted descending
+    rank = jnp.argsort(jnp.argsort(-frac, axis=-1, stable=True), axis=-1, stable=True)
+    return base.astype(jnp.int32) + (rank < deficit).astype(jnp.int32)
+
+
+def _moves(k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Source and destination coordinate of each of the ``k(k-1)`` unit moves."""
+    src, dst = np.nonzero(~np.eye(k, dtype=bool))
+    return src, dst
+
+
+def grid_neighbours(n) -> tuple[jax.Array, jax.Array]:
+    """Grid vertices one unit move away from the count vector ``n`` (``int[k]``).
+
+    Returns ``(neighbours int32[k(k-1), k], mask bool[k(k-1)])``: row ``r``
+    moves one unit from coordinate ``src`` to ``dst`` (pairs ``src != dst`` in
+    row-major order); ``mask`` is False where ``n[src] == 0`` (the move would go
+    negative). Every neighbour keeps the total ``Σ n``.
+    """
+    n = jnp.asarray(n)
+    if n.ndim != 1 or not jnp.issubdtype(n.dtype, jnp.integer):
+        raise JnasError(f"n: got {n.dtype}{list(n.shape)}, expected an integer count vector int[k]")
+    return _grid_neighbours(n.astype(jnp.int32))
+
+
+@jax.jit
+def _grid_neighbours(n) -> tuple[jax.Array, jax.Array]:
+    src, dst = _moves(n.shape[0])
+    rows = np.arange(src.shape[0])
+    nbrs = jnp.tile(n, (src.shape[0], 1)).at[rows, src].add(-1).at[rows, dst].add(1)
+    return nbrs, n[src] > 0
+
+
+def _per_cell(x, space, what: str) -> jax.Array:
+    """``x`` (``[k]`` or ``[cells, k]``) broadcast to ``[cells, k]``, shape-checked."""
+    cells, k = _layout.n_cells(space), n_ops(space)
+    x = jnp.asarray(x)
+    if x.shape not in ((k,), (cells, k)):
+        shapes = f"[{k}]" + (f" or [{cells}, {k}]" if cells > 1 else "")
+        names = ", ".join(ops(space))
+        raise JnasError(f"{what}: got shape {list(x.shape)}, expected {shapes} (one entry per op: {names})")
+    return jnp.broadcast_to(x, (cells, k))
+
+
+def _shuffled_multiset(key, c, n: int) -> jax.Array:
+    """A uniformly random arrangement of the multiset with counts ``c`` (``int[k]``, Σ = n)."""
+    ends = jnp.cumsum(c)
+    # position t of the sorted multiset holds the first op whose running total exceeds t
+    sorted_ops = jnp.searchsorted(ends, jnp.arange(n), side="right")
+    return jax.random.permutation(key, jnp.minimum(sorted_ops, c.shape[0] - 1))
+
+
+def decode(key, counts_or_p, space):
+    """Sample one architecture of ``space`` whose ops follow an ANASOD encoding.
+
+    ``counts_or_p``: either an integer count vector (``int[k]``; for ``darts``
+    also ``int[2, k]`` per cell) whose entries sum to ``n_slots(space)`` —
+    the ops are then exactly that multiset, in uniformly random slot order — or
+    a float probability vector (``float[k]`` / ``float[2, k]``), each slot drawn
+    i.i.d. from it. The dtype decides which. Wiring (where a space has any,
+    e.g. DARTS edge inputs, NAS-Bench-Graph links) comes from
+    ``space.sample``. A ``[k]`` vector applies to every cell.
+    """
+    space = _layout.resolve(space)
+    if _layout.family(space) not in _layout.OP_SLOT_FAMILIES:
+        raise _layout.unsupported("operation-distribution decoding", space, _layout.OP_SLOT_FAMILIES)
+    x = _per_cell(counts_or_p, space, "counts_or_p")
+    n = n_slots(space)
+    host = _concrete(x)
+    if host is not None and jnp.issubdtype(x.dtype, jnp.integer):
+        if np.any(host < 0) or np.any(host.sum(-1) != n):
+            raise JnasError(f"counts_or_p: got counts {host.tolist()}, expected nonnegative counts summing to {n}")
+    elif host is not None and (not np.all(np.isfinite(host)) or np.any(host < 0) or np.any(host.sum(-1) <= 0)):
+        raise JnasError(f"counts_or_p: got {host.tolist()}, expected nonnegative probabilities with a positive sum")
+    return _decode(key, x, space)
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def _decode(key, x, space):
+    cells, n = x.shape[0], n_slots(space)
+    k_wire, k_ops = jax.random.split(key)
+    cell_keys = jax.random.split(k_ops, cells)
+    if jnp.issubdtype(x.dtype, jnp.integer):
+        picks = jax.vmap(lambda kk, c: _shuffled_multiset(kk, c, n))(cell_keys, x.astype(jnp.int32))
+    else:
+        logits = jnp.log(jnp.clip(x.astype(jnp.float32), 0.0, None))
+        picks = jax.vmap(lambda kk, lg: jax.random.categorical(kk, lg, shape=(n,)))(cell_keys, logits)
+    op_ids = jnp.asarray(_layout.slot_op_ids(space))[picks]
+    base = space.sample(k_wire) if _layout.has_wiring(space) else space.template()
+    return _layout.with_op_slots(space, base, op_ids)
