@@ -16,12 +16,13 @@ def c10():
     return get_benchmark("nb201/cifar10")
 
 
-def test_random_search_samples_to_optimum_is_uniform_with_mean_n_plus_1_over_m_plus_1():
-    bench = get_benchmark("nbgraph/proteins")  # 2,021 architectures: full-length runs are cheap
+@pytest.mark.parametrize("name", ["nbgraph/proteins", "nb201/cifar10"])
+def test_random_search_samples_to_optimum_is_uniform_with_mean_n_plus_1_over_m_plus_1(name):
+    bench = get_benchmark(name)
     n = bench.n_rows
     col = bench.column(*bench.search_metric)
     m = int((col == np.nanmax(col)).sum())
-    res = search("nbgraph/proteins", "rs", n, seeds=400)
+    res = search(name, "rs", n, seeds=400)
     assert res.summary["found_optimum_fraction"] == 1.0  # without replacement: budget = size finds it
     expected = (n + 1) / (m + 1)
     idx = np.searchsorted(bench.official_index, res.trajectory["index"])  # published keys -> rows
@@ -139,3 +140,23 @@ def test_bad_arguments_name_the_argument():
         search("nb201/cifar10", "ga", 50)
     with pytest.raises(JnasError, match="seeds: got 0"):
         search("nb201/cifar10", "rs", 50, seeds=0)
+
+
+def test_local_search_scans_the_whole_neighbourhood_then_moves_or_restarts(c10):
+    s = make_strategy("ls", c10.space, 80)
+    rec = run_tabular(s, c10, 4)
+    archs = np.asarray(c10.space.enumerate())  # space index == base-5 code
+    code_of_row = np.empty(15625, int)
+    code_of_row[np.asarray(c10.rows(c10.space.enumerate()))] = np.arange(15625)
+    for rows, vals in zip(rec.rows, rec.values):
+        ops = archs[code_of_row[rows]]
+        center = ops[0]
+        nbrs = ops[1:25]
+        assert all(int((n != center).sum()) == 1 for n in nbrs)
+        assert len({tuple(n) for n in nbrs}) == 24  # the complete neighbourhood, no repeats
+        nxt = ops[25]
+        best = int(np.argmax(vals[1:25]))
+        if vals[1 + best] > vals[0]:
+            # moved: the next neighbourhood is around the best neighbour
+            assert int((ops[26] != nbrs[best]).sum()) == 1 and int((nxt != nbrs[best]).sum()) == 1
+        # otherwise query 25 is a fresh restart (any architecture)
