@@ -55,3 +55,13 @@ def test_same_key_same_numbers_under_jit_and_vmap():
 def test_unknown_impl_is_a_clear_error():
     with pytest.raises(JnasError, match="prng: got 'mt'"):
         get_impl("mt")
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 100, 1000, 15625, 26206])
+def test_feistel_permutation_is_a_bijection_of_range_n(n):
+    from jnas.strategies.permutation import permute, round_keys
+
+    for seed in (0, 1):
+        keys = round_keys(jax.random.key(seed, impl=HASH))
+        out = np.asarray(jax.jit(jax.vmap(lambda t: permute(keys, t, n)))(jnp.arange(n)))
+        assert sorted(out.tolist()) == list(range(n))

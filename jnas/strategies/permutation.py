@@ -15,16 +15,9 @@ import math
 import jax
 import jax.numpy as jnp
 
+from jnas.prng import hash32
+
 ROUNDS = 6
-
-
-def _hash32(x):
-    # an avalanche mixer on uint32 (multiply/xor-shift; multiplications wrap)
-    x = x ^ (x >> 16)
-    x = x * jnp.uint32(0x7FEB352D)
-    x = x ^ (x >> 15)
-    x = x * jnp.uint32(0x846CA68B)
-    return x ^ (x >> 16)
 
 
 def round_keys(key: jax.Array) -> jax.Array:
@@ -40,7 +33,7 @@ def _encrypt(keys, x, half: int):
     mask = jnp.uint32((1 << half) - 1)
     left, right = x >> half, x & mask
     for i in range(ROUNDS):
-        left, right = right, left ^ (_hash32(right ^ keys[i]) & mask)
+        left, right = right, left ^ (hash32(right ^ keys[i]) & mask)
     return (left << half) | right
 
 
