@@ -68,7 +68,8 @@ def main():
     table = make_table(bench, bench.search_metric)
     machine = f"{platform.machine()} {os.cpu_count()} cores, {jax.devices()[0].platform}, jax {jax.__version__}"
     print(f"nb201/cifar10, {args.budget} queries; machine: {machine}")
-    head = f"{'alg':4} {'seeds':>6} {'python s':>9} {'jnas+compile s':>15} {'jnas s':>8} {'ratio+compile':>14} {'ratio':>8}"
+    head = (f"{'alg':4} {'seeds':>6} {'python s':>9} {'jnas+compile s':>15} {'jnas s':>8} "
+            f"{'ratio+compile':>14} {'ratio':>8}")
     print(head)
     print("-" * len(head))
     records = []

@@ -123,7 +123,7 @@ def cmd_query(args) -> int:
     if row < 0:
         raise JnasError(f"--arch: {args.arch!r} is not in {bench.name}")
     out = {"benchmark": bench.name, "arch": bench.space.to_string(arch), "index": int(bench.official([row])[0])}
-    for (metric, fid), info in bench.metrics.items():
+    for metric, fid in bench.metrics:
         name = metric if fid is None else f"{metric}@{fid}"
         v = float(bench.column(metric, fid)[row])
         out[name] = v if v == v else None  # NaN (not covered) -> null

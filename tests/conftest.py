@@ -9,3 +9,9 @@ from pathlib import Path
 
 _default = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 os.environ.setdefault("JNAS_DATA_DIR", str(_default))
+
+# Property tests draw the same examples on every run, so CI results are reproducible.
+from hypothesis import settings  # noqa: E402
+
+settings.register_profile("jnas", derandomize=True, deadline=None, print_blob=True)
+settings.load_profile("jnas")

@@ -287,7 +287,7 @@ def test_jit_vmap_match_single_calls(name):
     s = space_or_skip(name)
     archs = batch(s, 3)
     for label, f in _encoders(name).items():
-        batched = jax.jit(jax.vmap(lambda a: f(s, a)))(archs)
+        batched = jax.jit(jax.vmap(lambda a, f=f: f(s, a)))(archs)
         for i in range(3):
             single = f(s, row(archs, i))
             for b, o in zip(jax.tree.leaves(batched), jax.tree.leaves(single)):
@@ -420,7 +420,7 @@ def test_graph_convnet_is_a_chain(name):
         g = _tensor_graph(a, x, m, E.node_labels(s))
         assert nx.is_directed_acyclic_graph(g) and max(dict(g.out_degree()).values()) == 1
         assert [g.nodes[v]["op"] for v in nx.topological_sort(g)] == (
-            ["input"] + [s.ops[int(arch[1 + 2 * l]) * len(s.kernels) + int(arch[2 + 2 * l])] for l in range(d)]
+            ["input"] + [s.ops[int(arch[1 + 2 * i]) * len(s.kernels) + int(arch[2 + 2 * i])] for i in range(d)]
             + ["output"]
         )
 

@@ -179,7 +179,7 @@ def test_neighbours_are_all_new_cells_one_edit_away(seed):
     want = classes([NB101.to_networkx(e, pruned=True) for e in new])
 
     nbrs, mask = _neighbours(a)
-    got = [jax.tree.map(lambda x: np.asarray(x[k]), nbrs) for k in np.flatnonzero(np.asarray(mask))]
+    got = [jax.tree.map(lambda x, k=k: np.asarray(x[k]), nbrs) for k in np.flatnonzero(np.asarray(mask))]
     assert len(got) == len(set(want.tolist()))  # one neighbour per distinct new cell
     for g in got:
         assert any(NB101.is_isomorphic(g, e) for e in new)

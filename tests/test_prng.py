@@ -63,5 +63,5 @@ def test_feistel_permutation_is_a_bijection_of_range_n(n):
 
     for seed in (0, 1):
         keys = round_keys(jax.random.key(seed, impl=HASH))
-        out = np.asarray(jax.jit(jax.vmap(lambda t: permute(keys, t, n)))(jnp.arange(n)))
+        out = np.asarray(jax.jit(jax.vmap(lambda t, keys=keys: permute(keys, t, n)))(jnp.arange(n)))
         assert sorted(out.tolist()) == list(range(n))

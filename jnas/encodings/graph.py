@@ -35,6 +35,7 @@ import numpy as np
 
 from jnas.encodings import _layout
 
+
 def node_labels(space) -> tuple[str, ...]:
     """Names of the columns of ``X`` (node label vocabulary) of ``space``."""
     space = _layout.resolve(space)

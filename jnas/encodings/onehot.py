@@ -89,4 +89,4 @@ def onehot_features(space) -> tuple[str, ...]:
     if fam == "nbgraph":
         links = tuple(f"node{i}<-{'input' if s == 0 else f'node{s - 1}'}" for i in range(4) for s in range(4))
         return links + tuple(f"node{i}={o}" for i in range(4) for o in ops)
-    return tuple(f"layer{l}={o}" for l in range(space.max_depth) for o in ops)
+    return tuple(f"layer{i}={o}" for i in range(space.max_depth) for o in ops)

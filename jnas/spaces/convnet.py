@@ -167,7 +167,7 @@ class ConvNetSpace(Space):
     def to_string(self, arch) -> str:
         a = np.asarray(arch).reshape(-1).astype(int)
         d = int(a[0])
-        return ",".join(f"{self.channels[a[1 + 2 * l]]}-{self.kernels[a[2 + 2 * l]]}" for l in range(d))
+        return ",".join(f"{self.channels[a[1 + 2 * i]]}-{self.kernels[a[2 + 2 * i]]}" for i in range(d))
 
     def from_string(self, text: str):
         expected = (
@@ -181,12 +181,12 @@ class ConvNetSpace(Space):
             raise JnasError(f"arch: got {len(layers)} layers in {text!r}, expected {expected}")
         out = np.zeros(1 + 2 * self.max_depth, np.int8)
         out[0] = len(layers)
-        for l, tok in enumerate(layers):
+        for i, tok in enumerate(layers):
             m = _LAYER.match(tok)
             if not m or int(m.group(1)) not in self.channels or int(m.group(2)) not in self.kernels:
                 raise JnasError(f"arch: bad layer {tok!r} in {text!r}, expected {expected}")
-            out[1 + 2 * l] = self.channels.index(int(m.group(1)))
-            out[2 + 2 * l] = self.kernels.index(int(m.group(2)))
+            out[1 + 2 * i] = self.channels.index(int(m.group(1)))
+            out[2 + 2 * i] = self.kernels.index(int(m.group(2)))
         return jnp.asarray(out)
 
     def to_networkx(self, arch):
@@ -196,11 +196,11 @@ class ConvNetSpace(Space):
         g = nx.DiGraph()
         g.add_node("input", op="input")
         prev = "input"
-        for l in range(d):
-            c, k = self.channels[a[1 + 2 * l]], self.kernels[a[2 + 2 * l]]
-            g.add_node(l, op=f"conv{k}x{k}", channels=c, kernel=k)
-            g.add_edge(prev, l)
-            prev = l
+        for layer in range(d):
+            c, k = self.channels[a[1 + 2 * layer]], self.kernels[a[2 + 2 * layer]]
+            g.add_node(layer, op=f"conv{k}x{k}", channels=c, kernel=k)
+            g.add_edge(prev, layer)
+            prev = layer
         g.add_node("output", op="output")
         g.add_edge(prev, "output")
         return g
