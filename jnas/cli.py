@@ -133,9 +133,13 @@ def cmd_query(args) -> int:
 
 def cmd_data(args) -> int:
     if args.what != "nb201":
-        raise JnasError(f"data fetch: got {args.what!r}, expected nb201 (NAS-Bench-Graph ships in its package)")
-    from jnas.benchmarks.fetch import fetch_nb201
+        raise JnasError(f"data {args.action}: got {args.what!r}, expected nb201 (NAS-Bench-Graph ships in its package)")
+    from jnas.benchmarks.fetch import fetch_nb201, hash_sources
 
+    if args.action == "hashes":
+        for src, digest in hash_sources():
+            print(f"{digest}  {src.name}  {src.url()}")
+        return 0
     for p in fetch_nb201(dest=Path(args.dest) if args.dest else None):
         print(p)
     return 0
@@ -181,6 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("what", help="nb201")
     f.add_argument("--dest", default=None, help="folder (default: $JNAS_DATA_DIR or the user cache)")
     f.set_defaults(func=cmd_data)
+    h = dsub.add_parser("hashes", help="maintainers: download upstream files and print their sha256 (reads nothing)")
+    h.add_argument("what", help="nb201")
+    h.set_defaults(func=cmd_data)
     return p
 
 

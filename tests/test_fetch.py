@@ -285,3 +285,16 @@ def test_parsers_read_real_upstream_rows(tmp_path):
     assert row.index[0] == want["arch_str"]
     for c in HW_COLUMNS:
         assert float(f"{row.iloc[0][c]:.10g}") == want[c], c
+
+
+def test_hash_sources_pins_the_served_bytes_without_reading_them(upstream, tmp_path):
+    import dataclasses
+
+    from jnas.benchmarks.fetch import hash_sources
+
+    _, _, files, manifest = upstream
+    _write_tree(tmp_path / "www", files)
+    unpinned = [dataclasses.replace(s, sha256=None) for s in manifest]
+    with _serve(tmp_path / "www") as (url, _):
+        got = hash_sources(base_urls=[url], manifest=unpinned, timeout=10)
+    assert [(s.name, d) for s, d in got] == [(s.name, s.sha256) for s in manifest]

@@ -159,6 +159,35 @@ def fetch_nb201(
     return out
 
 
+def hash_sources(
+    base_urls: Iterable[str] | None = None,
+    manifest: Sequence[Source] | None = None,
+    *,
+    timeout: float = 60.0,
+) -> list[tuple[Source, str]]:
+    """Download every manifest file and return ``(source, sha256)`` pairs, reading nothing.
+
+    A maintainer's tool for pinning the manifest from a trusted connection
+    (``jnas data hashes nb201``): the bytes are only hashed, never parsed or
+    unpickled, and are deleted afterwards.
+    """
+    manifest = tuple(NB201_SOURCES if manifest is None else manifest)
+    bases = tuple(base_urls) if base_urls is not None else (GITHUB_RAW,)
+    out = []
+    with tempfile.TemporaryDirectory(prefix=".jnas-hash-") as tmp:
+        for src in manifest:
+            failures = []
+            for base in bases:
+                try:
+                    out.append((src, _stream(src.url(base), Path(tmp) / src.name, timeout)))
+                    break
+                except (OSError, http.client.HTTPException) as e:
+                    failures.append(f"{src.url(base)}: {_reason(e)}")
+            else:
+                raise JnasError(f"could not download {src.name} (network failure): {'; '.join(failures)}")
+    return out
+
+
 # ----------------------------------------------------------------------------- manifest
 
 
@@ -169,7 +198,10 @@ def _check_manifest(manifest: Sequence[Source]) -> None:
     unpinned = [s for s in manifest if s.sha256 is None]
     if unpinned:
         more = f" (and {len(unpinned) - 1} more unpinned files)" if len(unpinned) > 1 else ""
-        raise JnasError(f"no pinned sha256 for {unpinned[0].name} ({unpinned[0].url()}); cannot verify{more}")
+        raise JnasError(
+            f"no pinned sha256 for {unpinned[0].name} ({unpinned[0].url()}); cannot verify{more} "
+            "(a maintainer pins them with `jnas data hashes nb201` on a trusted connection)"
+        )
     for s in manifest:
         if s.kind not in _PARSERS:
             raise JnasError(f"manifest: {s.name} has unknown kind {s.kind!r}; valid: {', '.join(_PARSERS)}")
