@@ -1,0 +1,67 @@
+"""The predictor protocol shared by every surrogate.
+
+``params = p.fit(key, X, y, mask=None)``; ``mean, var = p.predict(params, X)``.
+
+* ``X`` is a pytree of arrays with a leading axis of ``n`` architectures:
+  a float feature matrix ``float[n, d]`` for vector encodings, or graph
+  tensors ``(A float[n, v, v], X float[n, v, f], node_mask bool[n, v])``
+  for the GCN.
+* ``y`` is ``float[n]``; higher is better.
+* ``mask`` (``bool[n]``, default all True) marks which rows are real
+  observations: strategies keep observations in fixed-capacity buffers so
+  that fitting is jittable inside a ``lax.scan``; masked rows must not
+  influence the fit.
+* ``predict`` returns the predictive mean and variance, ``float[m]`` each
+  (variance 0 for point predictors). It is vmappable over candidates and
+  ``score_in_chunks`` streams any number of candidates through one compiled
+  function.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+class Predictor:
+    """Base class: ``fit`` and ``predict`` are pure and jittable (the predictor object is static)."""
+
+    name: str = ""
+
+    def fit(self, key: jax.Array, X, y: jax.Array, mask: jax.Array | None = None):
+        raise NotImplementedError
+
+    def predict(self, params, X) -> tuple[jax.Array, jax.Array]:
+        raise NotImplementedError
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __eq__(self, other) -> bool:
+        return self is other
+
+
+def full_mask(y: jax.Array, mask: jax.Array | None) -> jax.Array:
+    """``mask`` or all-True of ``y``'s length."""
+    return jnp.ones(y.shape[0], bool) if mask is None else mask
+
+
+def score_in_chunks(predict, params, X, chunk: int = 4096) -> tuple[jax.Array, jax.Array]:
+    """Predict for any number of candidates in fixed-size chunks with one compiled function.
+
+    ``predict(params, X_chunk) -> (mean, var)``; ``X`` is a pytree with leading
+    axis ``n``. The last chunk is padded (by repeating row 0) and trimmed, so
+    every chunk has the same shape and compiles once; chunks run under
+    ``lax.map`` (no Python loop per chunk).
+    """
+    n = jax.tree.leaves(X)[0].shape[0]
+    n_chunks = -(-n // chunk)
+    pad = n_chunks * chunk - n
+
+    def padded(x):
+        if pad:
+            x = jnp.concatenate([x, jnp.repeat(x[:1], pad, axis=0)])
+        return x.reshape((n_chunks, chunk) + x.shape[1:])
+
+    mean, var = jax.lax.map(lambda xc: predict(params, xc), jax.tree.map(padded, X))
+    return mean.reshape(-1)[:n], var.reshape(-1)[:n]
