@@ -7,8 +7,9 @@ from jnas.strategies.base import Option, Strategy
 from jnas.strategies.evolution import RegularizedEvolution
 from jnas.strategies.local_search import LocalSearch
 from jnas.strategies.random_search import RandomSearch
+from jnas.strategies.tpe import TPE
 
-_REGISTRY: dict[str, type[Strategy]] = {cls.name: cls for cls in (RandomSearch, RegularizedEvolution, LocalSearch)}
+_REGISTRY: dict[str, type[Strategy]] = {cls.name: cls for cls in (RandomSearch, RegularizedEvolution, LocalSearch, TPE)}
 
 
 def names() -> list[str]:
