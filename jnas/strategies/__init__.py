@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from jnas.errors import unknown_name
+from jnas.strategies.bananas import Bananas
 from jnas.strategies.base import Option, Strategy
 from jnas.strategies.evolution import RegularizedEvolution
 from jnas.strategies.local_search import LocalSearch
 from jnas.strategies.random_search import RandomSearch
 from jnas.strategies.tpe import TPE
 
-_REGISTRY: dict[str, type[Strategy]] = {cls.name: cls for cls in (RandomSearch, RegularizedEvolution, LocalSearch, TPE)}
+_REGISTRY: dict[str, type[Strategy]] = {
+    cls.name: cls for cls in (RandomSearch, RegularizedEvolution, LocalSearch, TPE, Bananas)
+}
 
 
 def names() -> list[str]:
