@@ -5,13 +5,19 @@ from __future__ import annotations
 from jnas.errors import unknown_name
 from jnas.strategies.bananas import Bananas
 from jnas.strategies.base import Option, Strategy
+from jnas.strategies.bo import BayesianOptimisation
 from jnas.strategies.evolution import RegularizedEvolution
 from jnas.strategies.local_search import LocalSearch
+from jnas.strategies.pbnas import PredictorBasedNAS
 from jnas.strategies.random_search import RandomSearch
 from jnas.strategies.tpe import TPE
 
 _REGISTRY: dict[str, type[Strategy]] = {
-    cls.name: cls for cls in (RandomSearch, RegularizedEvolution, LocalSearch, TPE, Bananas)
+    cls.name: cls
+    for cls in (
+        RandomSearch, RegularizedEvolution, LocalSearch, TPE, Bananas, BayesianOptimisation,
+        PredictorBasedNAS,
+    )
 }
 
 

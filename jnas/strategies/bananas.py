@@ -37,8 +37,10 @@ class Bananas(Strategy):
 
     name = "bananas"
     options = (
-        Option("per_iteration", int, 10, "an integer >= 1", lambda v: v >= 1, "queries per step (also the initial design)"),
-        Option("n_candidates", int, 100, "an integer >= per_iteration", lambda v: v >= 1, "mutation candidates per step"),
+        Option("per_iteration", int, 10, "an integer >= 1", lambda v: v >= 1,
+               "queries per step (also the initial design)"),
+        Option("n_candidates", int, 100, "an integer >= per_iteration", lambda v: v >= 1,
+               "mutation candidates per step"),
         Option("n_parents", int, 10, "an integer >= 1", lambda v: v >= 1, "best architectures mutated"),
         Option("members", int, 5, "an integer >= 2", lambda v: v >= 2, "ensemble size"),
         Option("layers", int, 10, "an integer >= 1", lambda v: v >= 1, "hidden layers per MLP"),

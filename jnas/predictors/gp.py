@@ -1,0 +1,535 @@
+"""Gaussian-process regression (ANASOD-BO's surrogate: Matérn 5/2, bounded ML-II).
+
+Model, for standardised targets ``z`` of the scaled inputs ``u``::
+
+    z = f(u) + ε,   f ~ GP(0, σ_f² k(u, u' / ℓ)),   ε ~ N(0, σ_n²)
+
+* ``k`` is Matérn 5/2 ``(1 + √5 r + 5r²/3) exp(-√5 r)`` or RBF ``exp(-r²/2)``
+  with ``r = ‖(u - u') / ℓ‖``; one lengthscale ``ℓ`` for all inputs, or one per
+  input dimension with ``ard=True``. ``σ_f²`` (the *outputscale*, a variance,
+  as in gpytorch's ``ScaleKernel``) and ``σ_n²`` (the noise variance) are the
+  other hyperparameters.
+* Inputs are scaled to ``[0, 1]``: ``u = (x - lo) / (hi - lo)`` with
+  ``(lo, hi)`` the per-dimension min and max over the real training rows, or
+  the fixed ``input_bounds``. Dimensions with ``hi == lo`` are only shifted.
+* Targets: optionally ``log``-transformed (``log_target=True``; only valid for
+  positive targets, a non-positive target of a real row is a ``JnasError``,
+  or NaN predictions when ``fit`` is traced under ``jit``), then standardised
+  by the mean and standard deviation over the real rows (``standardise``).
+
+ML-II (``fully_bayesian=False``): every hyperparameter ``θ`` lives in a box
+``[a, b]`` (defaults from ANASOD: lengthscale ``[0.01, 0.5]``, outputscale
+``[0.5, 5]``, noise ``[1e-6, 1e-1]``) through ``log θ = log a + (log b - log a)
+sigmoid(v)``, so an unconstrained Adam on ``v`` maximises the log marginal
+likelihood inside the box. ``restarts`` runs (the first at the box's
+geometric centre, the others uniform in ``v ∈ [-2, 2]``) of ``steps`` Adam
+steps run under ``vmap``; the best likelihood seen on any run wins. All of it
+is one jittable function, so a strategy can refit inside ``lax.scan``.
+
+Fully Bayesian (``fully_bayesian=True``): ``log θ`` uniform on its box (a
+logistic density on ``v``) times the marginal likelihood, sampled with
+NumPyro's NUTS (functional ``numpyro.infer.hmc.hmc`` driven by ``lax.scan``,
+so this mode is jittable too), started at the box centres. ``params``
+then hold ``num_samples`` hyperparameter samples, ``predict`` returns the
+moments of the mixture and ``predict_samples`` each sample's moments, for
+integrated acquisition (Snoek et al., 2012).
+
+Masked rows (``mask`` False) and rows with a non-finite target or input
+(NaN is a failed evaluation in jnas) take no part: their rows and columns of
+the Gram matrix are replaced by the identity and their targets by 0, so they
+decouple exactly (their Cholesky rows are unit vectors, their weights
+``K⁻¹ z`` are 0 and they add ``log 1 = 0`` to the log-determinant).
+
+Predictions are in the original target units: ``mean = ȳ + s μ``,
+``var = s² σ²`` with ``(μ, σ²)`` the latent posterior (plus ``σ_n²`` when
+``observation_noise=True``). With ``log_target`` the Gaussian is over
+``log y``, and ``predict`` returns the moments of the implied log-normal,
+``E[y] = exp(m + v/2)``, ``Var[y] = (exp(v) - 1) exp(2m + v)``, where
+``(m, v)`` are the log-space moments; ``log_space=True`` returns ``(m, v)``
+instead (what acquisition on log targets usually wants).
+
+Precision: under float32 the Gram matrix gets a diagonal jitter of ``1e-5``
+(``1e-8`` under x64) on top of ``σ_n²``; if a Cholesky factor still fails,
+the final factorisation retries with 10× and 100× the jitter. Enable
+``jax_enable_x64`` for more than a few hundred observations.
+
+Memory: kernels are built from direct coordinate differences (the expansion
+``|a|² + |b|² - 2ab`` loses small distances in float32), ``O(n m d)`` for ``m``
+query points; stream large candidate sets through
+``jnas.predictors.base.score_in_chunks``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.scipy.linalg import solve_triangular
+
+from jnas.errors import JnasError, bad_argument
+from jnas.predictors.base import Predictor, full_mask
+
+KERNELS = ("matern52", "rbf")
+LENGTHSCALE_BOUNDS = (0.01, 0.5)
+OUTPUTSCALE_BOUNDS = (0.5, 5.0)
+NOISE_BOUNDS = (1e-6, 1e-1)
+
+
+class GPParams(NamedTuple):
+    """A conditioned GP; ``s`` hyperparameter samples (1 for ML-II).
+
+    x: ``float[n, d]`` scaled training inputs (0 on unused rows).
+    valid: ``bool[n]`` rows that took part in the fit.
+    lo, span: ``float[d]`` input scaling ``u = (x - lo) / span``.
+    y_mean, y_std: ``float[]`` target standardisation (after the log, if any).
+    lengthscale: ``float[s, d]`` (ARD) or ``float[s, 1]``, in scaled input units.
+    outputscale, noise: ``float[s]`` kernel variance and noise variance of standardised targets.
+    chol: ``float[s, n, n]`` lower Cholesky factor of the masked Gram matrix.
+    alpha: ``float[s, n]`` ``K⁻¹ z`` (0 on unused rows).
+    """
+
+    x: jax.Array
+    valid: jax.Array
+    lo: jax.Array
+    span: jax.Array
+    y_mean: jax.Array
+    y_std: jax.Array
+    lengthscale: jax.Array
+    outputscale: jax.Array
+    noise: jax.Array
+    chol: jax.Array
+    alpha: jax.Array
+
+
+# ---------------------------------------------------------------- kernels
+
+
+def kernel_matrix(kind: str, a: jax.Array, b: jax.Array, lengthscale: jax.Array, outputscale) -> jax.Array:
+    """``float[n, m]`` kernel between scaled inputs ``a float[n, d]`` and ``b float[m, d]``.
+
+    ``lengthscale`` is ``float[d]`` or ``float[1]``; ``outputscale`` the kernel variance.
+    """
+    a = a / lengthscale
+    b = b / lengthscale
+    # direct differences: the expansion |a|² + |b|² - 2ab loses the small
+    # distances that matter most in float32
+    r2 = jnp.sum((a[:, None, :] - b[None, :, :]) ** 2, -1)
+    if kind == "rbf":
+        return outputscale * jnp.exp(-0.5 * r2)
+    pos = r2 > 0
+    r = jnp.where(pos, jnp.sqrt(jnp.where(pos, r2, 1.0)), 0.0)  # sqrt'(0) is inf: keep gradients finite
+    s5r = jnp.sqrt(5.0) * r
+    return outputscale * (1.0 + s5r + (5.0 / 3.0) * r2) * jnp.exp(-s5r)
+
+
+def _default_jitter() -> float:
+    return 1e-8 if jnp.result_type(float) == jnp.float64 else 1e-5
+
+
+def _gram(kind, x, valid, ls, os, noise, jitter):
+    """Masked Gram matrix: unused rows/columns replaced by the identity."""
+    n = x.shape[0]
+    k = kernel_matrix(kind, x, x, ls, os)
+    both = valid[:, None] & valid[None, :]
+    diag = jnp.where(valid, noise + jitter, 1.0)
+    return jnp.where(both, k, 0.0) + jnp.diag(diag) * jnp.eye(n, dtype=k.dtype)
+
+
+def log_marginal_likelihood(kind, x, z, valid, lengthscale, outputscale, noise, jitter=None) -> jax.Array:
+    """``log p(z | u, θ)`` over the valid rows (scaled inputs ``x``, standardised targets ``z``; scalar)."""
+    jitter = _default_jitter() if jitter is None else jitter
+    z = jnp.where(valid, z, 0.0)
+    chol = jnp.linalg.cholesky(_gram(kind, x, valid, lengthscale, outputscale, noise, jitter))
+    w = solve_triangular(chol, z, lower=True)
+    n_real = valid.sum()
+    return -0.5 * jnp.sum(w * w) - jnp.sum(jnp.log(jnp.diagonal(chol))) - 0.5 * n_real * jnp.log(2.0 * jnp.pi)
+
+
+def _factor(kind, x, z, valid, ls, os, noise, jitter):
+    """``(chol float[s, n, n], alpha float[s, n])`` for ``s`` hyperparameter settings.
+
+    If any Cholesky factor fails (float32 round-off), all are redone with 10×,
+    then 100× the jitter; ``lax.cond`` keeps the retries off the common path.
+    """
+
+    def attempt(j):
+        return jax.vmap(lambda a, b, c: jnp.linalg.cholesky(_gram(kind, x, valid, a, b, c, j)))(ls, os, noise)
+
+    chol = attempt(jitter)
+    for boost in (10.0, 100.0):
+        chol = jax.lax.cond(jnp.all(jnp.isfinite(chol)), lambda c: c, lambda c, b=boost: attempt(jitter * b), chol)
+    zz = jnp.where(valid, z, 0.0)
+    alpha = jax.vmap(lambda c: solve_triangular(c.T, solve_triangular(c, zz, lower=True), lower=False))(chol)
+    return chol, alpha
+
+
+# ---------------------------------------------------------------- bounded hyperparameters
+
+
+def _to_box(v, bounds):
+    """Unconstrained ``v`` → ``θ`` in ``[a, b]`` with ``log θ`` linear in ``sigmoid(v)``."""
+    la, lb = jnp.log(bounds[0]), jnp.log(bounds[1])
+    return jnp.exp(la + (lb - la) * jax.nn.sigmoid(v))
+
+
+# ---------------------------------------------------------------- NUTS (shared with the BNN)
+
+
+def nuts_sample(
+    key,
+    potential_fn,
+    init_z,
+    num_warmup: int,
+    num_samples: int,
+    max_tree_depth: int = 10,
+    target_accept_prob: float = 0.8,
+):
+    """Draw ``num_samples`` NUTS samples of ``exp(-potential_fn(z))`` after ``num_warmup`` adaptation steps.
+
+    NumPyro's functional HMC/NUTS kernel (step size by dual averaging, diagonal
+    mass matrix by Welford windows) run by one ``lax.scan``: jittable with the
+    counts static. ``init_z`` is any pytree; the result has the same structure
+    with a leading axis ``num_samples``.
+    """
+    from jax.flatten_util import ravel_pytree
+    from numpyro.infer.hmc import hmc
+
+    # one flat vector instead of a pytree: NumPyro's integrator maps over leaves, so a flat state
+    # compiles several times faster
+    flat, unravel = ravel_pytree(init_z)
+    init_kernel, sample_kernel = hmc(lambda f: potential_fn(unravel(f)), algo="NUTS")
+    state = init_kernel(
+        flat, num_warmup, rng_key=key, max_tree_depth=max_tree_depth, target_accept_prob=target_accept_prob
+    )
+
+    def step(s, _):
+        s = sample_kernel(s)
+        return s, s.z
+
+    # a single scan (warmup draws kept, then dropped) compiles the kernel once
+    _, zs = jax.lax.scan(step, state, None, length=num_warmup + num_samples)
+    return jax.vmap(unravel)(zs[num_warmup:])
+
+
+# ---------------------------------------------------------------- input checks
+
+
+def _concrete(x):
+    """``x`` as a NumPy array, or ``None`` when it is traced."""
+    try:
+        return np.asarray(x)
+    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+        return None
+
+
+def _check_bounds(name, b):
+    if (
+        not isinstance(b, (tuple, list))
+        or len(b) != 2
+        or not all(isinstance(t, (int, float)) for t in b)
+        or not 0 < b[0] < b[1]
+    ):
+        raise bad_argument(name, b, "a pair (low, high) with 0 < low < high")
+    return (float(b[0]), float(b[1]))
+
+
+def _check_int(name, v, low=1):
+    if not isinstance(v, int) or isinstance(v, bool) or v < low:
+        raise bad_argument(name, v, f"an integer >= {low}")
+    return v
+
+
+class GP(Predictor):
+    """Gaussian-process regressor on feature vectors ``X float[n, d]``.
+
+    Parameters
+    ----------
+    kernel: ``"matern52"`` (default) or ``"rbf"``.
+    ard: one lengthscale per input dimension (default False: one shared, as in ANASOD).
+    input_bounds: ``None`` (min–max over the training rows) or ``(lo, hi)``, each ``float[d]`` or scalar.
+    log_target: fit ``log y`` (positive targets only).
+    standardise: subtract the mean and divide by the std of the (log) targets.
+    lengthscale_bounds, outputscale_bounds, noise_bounds: hyperparameter boxes (scaled inputs,
+        standardised targets).
+    restarts, steps, lr: ML-II Adam restarts (vmapped), steps per restart and learning rate.
+    fully_bayesian: sample the hyperparameters with NUTS instead of ML-II.
+    num_samples, warmup, max_tree_depth: NUTS settings (fully Bayesian mode).
+    observation_noise: add the noise variance to the predictive variance (default: latent ``f`` only).
+    jitter: diagonal jitter (default ``1e-5`` float32, ``1e-8`` float64).
+    """
+
+    name = "gp"
+
+    def __init__(
+        self,
+        kernel: str = "matern52",
+        ard: bool = False,
+        input_bounds=None,
+        log_target: bool = False,
+        standardise: bool = True,
+        lengthscale_bounds=LENGTHSCALE_BOUNDS,
+        outputscale_bounds=OUTPUTSCALE_BOUNDS,
+        noise_bounds=NOISE_BOUNDS,
+        restarts: int = 4,
+        steps: int = 100,
+        lr: float = 0.1,
+        fully_bayesian: bool = False,
+        num_samples: int = 32,
+        warmup: int = 100,
+        max_tree_depth: int = 6,
+        observation_noise: bool = False,
+        jitter: float | None = None,
+    ):
+        if kernel not in KERNELS:
+            raise bad_argument("kernel", kernel, "'matern52' or 'rbf'")
+        if input_bounds is not None:
+            if not isinstance(input_bounds, (tuple, list)) or len(input_bounds) != 2:
+                raise bad_argument("input_bounds", input_bounds, "None or a pair (lo, hi) of arrays")
+            lo, hi = (np.asarray(b, np.float64) for b in input_bounds)
+            if lo.shape != hi.shape or lo.ndim > 1 or not np.all(hi > lo):
+                raise bad_argument("input_bounds", input_bounds, "a pair (lo, hi) of equal shape with hi > lo")
+            input_bounds = (lo, hi)
+        self.kernel, self.ard, self.input_bounds = kernel, bool(ard), input_bounds
+        self.log_target, self.standardise = bool(log_target), bool(standardise)
+        self.bounds = (
+            _check_bounds("lengthscale_bounds", lengthscale_bounds),
+            _check_bounds("outputscale_bounds", outputscale_bounds),
+            _check_bounds("noise_bounds", noise_bounds),
+        )
+        self.restarts = _check_int("restarts", restarts)
+        self.steps = _check_int("steps", steps, 0)
+        if not isinstance(lr, (int, float)) or lr <= 0:
+            raise bad_argument("lr", lr, "a positive number")
+        self.lr = float(lr)
+        self.fully_bayesian = bool(fully_bayesian)
+        self.num_samples = _check_int("num_samples", num_samples)
+        self.warmup = _check_int("warmup", warmup, 0)
+        self.max_tree_depth = _check_int("max_tree_depth", max_tree_depth)
+        self.observation_noise = bool(observation_noise)
+        if jitter is not None and (not isinstance(jitter, (int, float)) or jitter < 0):
+            raise bad_argument("jitter", jitter, "None or a number >= 0")
+        self.jitter = jitter
+
+    # ------------------------------------------------------------ preprocessing
+
+    def _check(self, X, y=None, mask=None):
+        X = jnp.asarray(X)
+        if X.ndim != 2:
+            raise bad_argument("X", X.shape, "a float[n, d] feature matrix")
+        if self.input_bounds is not None and self.input_bounds[0].size not in (1, X.shape[1]):
+            raise bad_argument("X", X.shape, f"{self.input_bounds[0].size} features to match input_bounds")
+        X = X.astype(jnp.result_type(float))
+        if y is None:
+            return X
+        y = jnp.asarray(y)
+        if y.shape != (X.shape[0],):
+            raise bad_argument("y", y.shape, f"a float[{X.shape[0]}] vector, one target per row of X")
+        mask = full_mask(y, None if mask is None else jnp.asarray(mask))
+        if mask.shape != y.shape:
+            raise bad_argument("mask", mask.shape, f"a bool[{y.shape[0]}] vector like y")
+        y = y.astype(X.dtype)
+        valid = mask.astype(bool) & jnp.isfinite(y) & jnp.all(jnp.isfinite(X), axis=1)
+        if self.log_target:
+            yc, vc = _concrete(y), _concrete(valid)
+            if yc is not None and vc is not None and np.any(yc[vc] <= 0):
+                raise JnasError(
+                    f"y: got a non-positive target ({yc[vc].min():g}), expected positive targets with log_target=True"
+                )
+        return X, y, valid
+
+    def _scaling(self, X, valid):
+        if self.input_bounds is not None:
+            lo = jnp.broadcast_to(jnp.asarray(self.input_bounds[0], X.dtype), X.shape[1:])
+            span = jnp.broadcast_to(jnp.asarray(self.input_bounds[1] - self.input_bounds[0], X.dtype), X.shape[1:])
+            return lo, span
+        any_real = valid.any()
+        lo = jnp.where(valid[:, None], X, jnp.inf).min(0)
+        hi = jnp.where(valid[:, None], X, -jnp.inf).max(0)
+        lo = jnp.where(any_real, lo, 0.0)
+        span = jnp.where(any_real & (hi > lo), hi - lo, 1.0)
+        return lo, span
+
+    def _targets(self, y, valid):
+        t = jnp.log(jnp.where(valid, y, 1.0)) if self.log_target else jnp.where(valid, y, 0.0)
+        if not self.standardise:
+            return jnp.where(valid, t, 0.0), jnp.zeros((), y.dtype), jnp.ones((), y.dtype)
+        cnt = jnp.maximum(valid.sum(), 1)
+        mu = jnp.where(valid, t, 0.0).sum() / cnt
+        sd = jnp.sqrt(jnp.where(valid, (t - mu) ** 2, 0.0).sum() / cnt)
+        sd = jnp.where(sd > 0, sd, 1.0)
+        return jnp.where(valid, (t - mu) / sd, 0.0), mu, sd
+
+    def _prepare(self, X, y, mask):
+        X, y, valid = self._check(X, y, mask)
+        lo, span = self._scaling(X, valid)
+        x = jnp.where(valid[:, None], (X - lo) / span, 0.0)
+        z, mu, sd = self._targets(y, valid)
+        return x, z, valid, lo, span, mu, sd
+
+    def effective_jitter(self) -> float:
+        """The diagonal jitter in use (``jitter``, or the dtype default)."""
+        return _default_jitter() if self.jitter is None else self.jitter
+
+    def _n_ls(self, d):
+        return d if self.ard else 1
+
+    def _unpack(self, v, d):
+        """Unconstrained ``v float[n_ls + 2]`` → ``(lengthscale, outputscale, noise)``."""
+        k = self._n_ls(d)
+        ls_b, os_b, nz_b = self.bounds
+        return _to_box(v[:k], ls_b), _to_box(v[k], os_b), _to_box(v[k + 1], nz_b)
+
+    def _lml_fn(self, x, z, valid):
+        jitter, d = self.effective_jitter(), x.shape[1]
+
+        def lml(v):
+            ls, os, nz = self._unpack(v, d)
+            return log_marginal_likelihood(self.kernel, x, z, valid, ls, os, nz, jitter)
+
+        return lml
+
+    # ------------------------------------------------------------ fitting
+
+    def _ml2(self, key, lml, p):
+        """Best unconstrained hyperparameters ``float[p]`` over ``restarts`` Adam runs."""
+        v0 = jnp.concatenate(
+            [jnp.zeros((1, p)), jax.random.uniform(key, (self.restarts - 1, p), minval=-2.0, maxval=2.0)]
+        )
+        opt = optax.adam(self.lr)
+        loss_grad = jax.value_and_grad(lambda v: -lml(v))
+
+        def run(v):
+            def step(c, _):
+                v, s, best_v, best_l = c
+                loss, g = loss_grad(v)
+                ok = jnp.isfinite(loss) & jnp.all(jnp.isfinite(g))
+                better = ok & (loss < best_l)
+                best_v = jnp.where(better, v, best_v)
+                best_l = jnp.where(better, loss, best_l)
+                upd, s2 = opt.update(jnp.where(ok, g, 0.0), s, v)
+                # a failed Cholesky (NaN) leaves the point and the optimiser state as they were
+                s = jax.tree.map(lambda a, b: jnp.where(ok, a, b), s2, s)
+                return (jnp.where(ok, v + upd, v), s, best_v, best_l), None
+
+            init = (v, opt.init(v), v, jnp.array(jnp.inf, v.dtype))
+            (v, _, best_v, best_l), _ = jax.lax.scan(step, init, None, length=self.steps)
+            last = -lml(v)
+            better = jnp.isfinite(last) & (last < best_l)
+            return jnp.where(better, v, best_v), jnp.where(better, last, best_l)
+
+        vs, losses = jax.vmap(run)(v0)
+        return vs[jnp.argmin(jnp.where(jnp.isnan(losses), jnp.inf, losses))]
+
+    def _potential(self, lml):
+        def potential(v):
+            # log θ uniform on its box ⇔ v logistic: log p(v) = log σ(v) + log σ(-v)
+            log_prior = jnp.sum(jax.nn.log_sigmoid(v) + jax.nn.log_sigmoid(-v))
+            val = -(lml(v) + log_prior)
+            return jnp.where(jnp.isfinite(val), val, jnp.inf)
+
+        return potential
+
+    def fit(self, key: jax.Array, X, y: jax.Array, mask: jax.Array | None = None) -> GPParams:
+        """Condition on ``X float[n, d]``, ``y float[n]`` with hyperparameters by ML-II or NUTS.
+
+        Rows with ``mask`` False or a non-finite ``y`` or ``X`` row are ignored exactly.
+        Returns ``GPParams`` with ``s = 1`` (ML-II) or ``num_samples`` hyperparameter samples.
+        """
+        x, z, valid, lo, span, mu, sd = self._prepare(X, y, mask)
+        lml = self._lml_fn(x, z, valid)
+        p = self._n_ls(x.shape[1]) + 2
+        if self.fully_bayesian:
+            # NUTS starts at the box centre (the prior's mode in v); its warmup finds the posterior
+            v = nuts_sample(
+                key, self._potential(lml), jnp.zeros(p, x.dtype), self.warmup, self.num_samples, self.max_tree_depth
+            )
+        else:
+            v = self._ml2(key, lml, p)[None]
+        ls, os, nz = jax.vmap(lambda t: self._unpack(t, x.shape[1]))(v)
+        return self._condition(x, z, valid, lo, span, mu, sd, ls, os, nz)
+
+    def _condition(self, x, z, valid, lo, span, mu, sd, ls, os, nz):
+        jitter = self.effective_jitter()
+        chol, alpha = _factor(self.kernel, x, z, valid, ls, os, nz, jitter)
+        return GPParams(x, valid, lo, span, mu, sd, ls, os, nz, chol, alpha)
+
+    def condition(self, X, y, lengthscale, outputscale, noise, mask=None) -> GPParams:
+        """``GPParams`` for fixed hyperparameters (no optimisation); each may carry a leading sample axis.
+
+        ``lengthscale`` ``float[]``, ``float[d]`` or ``float[s, d|1]``; ``outputscale`` and ``noise``
+        ``float[]`` or ``float[s]`` (scaled inputs, standardised targets).
+        """
+        x, z, valid, lo, span, mu, sd = self._prepare(X, y, mask)
+        os = jnp.atleast_1d(jnp.asarray(outputscale, x.dtype))
+        nz = jnp.atleast_1d(jnp.asarray(noise, x.dtype))
+        ls = jnp.asarray(lengthscale, x.dtype)
+        ls = ls.reshape((1, -1)) if ls.ndim <= 1 else ls
+        s = max(os.shape[0], nz.shape[0], ls.shape[0])
+        ls = jnp.broadcast_to(ls, (s, ls.shape[1]))
+        return self._condition(
+            x, z, valid, lo, span, mu, sd, ls, jnp.broadcast_to(os, (s,)), jnp.broadcast_to(nz, (s,))
+        )
+
+    def log_marginal_likelihood(self, X, y, lengthscale, outputscale, noise, mask=None) -> jax.Array:
+        """Log marginal likelihood (scalar) of the preprocessed data at the given hyperparameters.
+
+        Standardised-target units (the quantity ML-II maximises); ``lengthscale`` ``float[]`` or ``float[d]``.
+        """
+        x, z, valid, *_ = self._prepare(X, y, mask)
+        ls = jnp.atleast_1d(jnp.asarray(lengthscale, x.dtype))
+        return log_marginal_likelihood(self.kernel, x, z, valid, ls, outputscale, noise, self.effective_jitter())
+
+    def initial_hyperparameters(self, d: int):
+        """``(lengthscale float[d|1], outputscale, noise)`` where the first ML-II restart starts (box centres)."""
+        return self._unpack(jnp.zeros(self._n_ls(d) + 2), d)
+
+    # ------------------------------------------------------------ prediction
+
+    def scale_inputs(self, params: GPParams, X) -> jax.Array:
+        """``X float[m, d]`` mapped with the training scaling (``float[m, d]``)."""
+        return (self._check(X) - params.lo) / params.span
+
+    def latent(self, params: GPParams, X):
+        """Standardised latent moments per sample and the factor for covariances.
+
+        Returns ``mean float[s, m]``, ``var float[s, m]`` of ``f`` (standardised
+        units, no noise) and ``V = L⁻¹ k(x_train, X)`` ``float[s, n, m]``, so that
+        ``cov(f(a), f(b)) = k(a, b) - V[:, :, a]ᵀ V[:, :, b]``.
+        """
+        u = self.scale_inputs(params, X)
+
+        def one(ls, os, chol, alpha):
+            ks = jnp.where(params.valid[:, None], kernel_matrix(self.kernel, params.x, u, ls, os), 0.0)
+            v = solve_triangular(chol, ks, lower=True)
+            return ks.T @ alpha, jnp.maximum(os - jnp.sum(v * v, 0), 0.0), v
+
+        return jax.vmap(one)(params.lengthscale, params.outputscale, params.chol, params.alpha)
+
+    def prior_covariance(self, params: GPParams, A, B) -> jax.Array:
+        """Prior covariance ``float[s, ma, mb]`` between raw inputs ``A`` and ``B`` (standardised units)."""
+        a, b = self.scale_inputs(params, A), self.scale_inputs(params, B)
+        return jax.vmap(lambda ls, os: kernel_matrix(self.kernel, a, b, ls, os))(params.lengthscale, params.outputscale)
+
+    def to_original(self, params: GPParams, mean, var, log_space: bool = False):
+        """Map standardised latent moments ``float[s, m]`` to target units (adds noise if ``observation_noise``)."""
+        if self.observation_noise:
+            var = var + params.noise[:, None]
+        m = params.y_mean + params.y_std * mean
+        v = params.y_std**2 * var
+        if self.log_target and not log_space:
+            return jnp.exp(m + 0.5 * v), jnp.expm1(v) * jnp.exp(2.0 * m + v)
+        return m, v
+
+    def predict_samples(self, params: GPParams, X, log_space: bool = False):
+        """Per-sample predictive moments ``(means float[s, m], vars float[s, m])`` in target units."""
+        mean, var, _ = self.latent(params, X)
+        return self.to_original(params, mean, var, log_space)
+
+    def predict(self, params: GPParams, X, log_space: bool = False) -> tuple[jax.Array, jax.Array]:
+        """Predictive ``(mean float[m], var float[m])``: the moments of the mixture over samples."""
+        means, vars_ = self.predict_samples(params, X, log_space)
+        mean = means.mean(0)
+        return mean, vars_.mean(0) + jnp.mean((means - mean) ** 2, 0)
