@@ -7,7 +7,9 @@ from jnas.strategies.bananas import Bananas
 from jnas.strategies.base import Option, Strategy
 from jnas.strategies.bo import BayesianOptimisation
 from jnas.strategies.evolution import RegularizedEvolution
+from jnas.strategies.lanas import LaNAS, RegressionTree
 from jnas.strategies.local_search import LocalSearch
+from jnas.strategies.mcts import MCTS
 from jnas.strategies.pbnas import PredictorBasedNAS
 from jnas.strategies.random_search import RandomSearch
 from jnas.strategies.tpe import TPE
@@ -16,7 +18,7 @@ _REGISTRY: dict[str, type[Strategy]] = {
     cls.name: cls
     for cls in (
         RandomSearch, RegularizedEvolution, LocalSearch, TPE, Bananas, BayesianOptimisation,
-        PredictorBasedNAS,
+        LaNAS, RegressionTree, MCTS, PredictorBasedNAS,
     )
 }
 
