@@ -27,8 +27,9 @@ Samplers (option ``sampler``):
 
 * ``enumerate`` (default for enumerable spaces up to 100,000 members): the
   features of the whole space are a device constant; each refit routes every
-  architecture to its leaf, so a query is one masked pass over the space
-  that draws uniformly among the unqueried members of the region.
+  architecture to its leaf and counts the unqueried ones per (leaf, block of
+  128 indices), so a query draws uniformly among the unqueried members of
+  the region from those counts and one block of the space.
 * ``reject`` (default otherwise): ``n_candidates`` draws from the space's
   sampler, routed through the tree; a uniform pick among those in the
   deepest region reached along the leaf's path (the leaf when any hits),
@@ -56,6 +57,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jnas.errors import JnasError
+from jnas.prng import hash32
 from jnas.spaces.base import pick_masked
 from jnas.strategies import lanas_tree as lt
 from jnas.strategies.base import Option, Strategy, stack1, unstack1
@@ -81,9 +83,9 @@ class LaNASState(NamedTuple):
     tot: jax.Array  # float[n_nodes] value sum per node region (failures count as the worst value)
     vmax: jax.Array  # float[] best finite value seen (-inf before any)
     vmin: jax.Array  # float[] worst finite value seen (+inf before any)
-    queried: jax.Array  # bool[size] (enumerate) or bool[0]
-    leaf_of: jax.Array  # int16[size] leaf position of every architecture (enumerate) or int16[0]
-    free_in_leaf: jax.Array  # int32[n_leaves] unqueried architectures per leaf (enumerate) or int32[0]
+    queried: jax.Array  # bool[size padded to lt.BLOCK] (padding: True) (enumerate) or bool[0]
+    leaf_of: jax.Array  # int16[size padded] leaf position of every architecture (enumerate) or int16[0]
+    free: jax.Array  # int32[n_leaves, n_blocks] unqueried architectures per leaf and index block (enumerate)
     seen: jax.Array  # uint32[budget] hashes of the queried architectures (reject, hitandrun) or uint32[0]
     leaf: jax.Array  # int32[] leaf chosen by the last ask
     depth: jax.Array  # int32[] level of the region the last ask sampled from (h-1 = the leaf itself)
@@ -91,8 +93,6 @@ class LaNASState(NamedTuple):
 
 def _hash(arch) -> jax.Array:
     """``uint32[]`` hash of an architecture pytree (for duplicate checks without enumeration)."""
-    from jnas.prng import hash32
-
     h = jnp.uint32(0x9E3779B9)
     for leaf in jax.tree.leaves(arch):
         for v in jnp.asarray(leaf).reshape(-1).astype(jnp.uint32):
@@ -129,6 +129,11 @@ class LaNAS(Strategy):
         else:
             self.sampler_used = self.sampler
         self.enumerated = self.sampler_used == "enumerate"
+        if self.enumerated and self.budget > sp.size:
+            raise JnasError(
+                f"budget: got {self.budget}, expected at most {sp.size} (the size of space {sp.name!r}; "
+                "lanas does not repeat)"
+            )
         self.phi = space_features(sp) if self.enumerated else None
 
     # ----- shapes -------------------------------------------------------------------
@@ -136,18 +141,21 @@ class LaNAS(Strategy):
         return jnp.result_type(float)
 
     def _phi(self):
-        return jnp.asarray(self.phi, self._dtype())
+        """Features of the whole space, padded with zero rows to a multiple of ``lt.BLOCK``."""
+        return jnp.asarray(np.pad(self.phi, ((0, -len(self.phi) % lt.BLOCK), (0, 0))), self._dtype())
 
     def init(self, key):
         dt, h, b, d = self._dtype(), self.height, self.budget, self.features.dim
         n = self.space.size if self.enumerated else 0
+        n_pad = n + (-n % lt.BLOCK)
+        queried = jnp.arange(n_pad) >= n
         return LaNASState(
             x=jnp.zeros((b, d), dt), y=jnp.full((b,), jnp.nan, dt), t=jnp.int32(0),
             splits=lt.empty_splits(h, d, dt),
             cnt=jnp.zeros((lt.n_nodes(h),), jnp.int32), tot=jnp.zeros((lt.n_nodes(h),), dt),
             vmax=jnp.array(-jnp.inf, dt), vmin=jnp.array(jnp.inf, dt),
-            queried=jnp.zeros((n,), bool), leaf_of=jnp.zeros((n,), jnp.int16),
-            free_in_leaf=jnp.zeros((2 ** (h - 1) if n else 0,), jnp.int32).at[:1].set(n),
+            queried=queried, leaf_of=jnp.zeros((n_pad,), jnp.int16),
+            free=lt.block_counts(~queried, jnp.zeros((n_pad,), jnp.int16), h) if n else jnp.zeros((0, 0), jnp.int32),
             seen=jnp.zeros((0 if self.enumerated else b,), jnp.uint32),
             leaf=jnp.int32(0), depth=jnp.int32(h - 1),
         )
@@ -170,11 +178,9 @@ class LaNAS(Strategy):
 
     def _sample_enumerated(self, state, key, leaf):
         # the deepest region on the leaf's path with a free member, from per-leaf counts;
-        # then one masked pass over the space
-        depth = lt.region_depth(state.free_in_leaf, leaf, self.height)
-        shift = (self.height - 1 - depth).astype(jnp.int16)
-        same = ((state.leaf_of ^ leaf.astype(jnp.int16)) >> shift) == 0
-        i = lt.pick_uniform(key, ~state.queried & same)
+        # then a draw that touches one block of the space, not all of it
+        depth = lt.region_depth(state.free.sum(1, dtype=jnp.int32), leaf, self.height)
+        i = lt.pick_in_region(key, state.free, state.leaf_of, state.queried, leaf, depth, self.height)
         return self.space.from_index(i), depth
 
     def _candidates(self, state, key, leaf):
@@ -221,8 +227,9 @@ class LaNAS(Strategy):
             i = self.space.index(arch)
             leaf = state.leaf_of[i].astype(jnp.int32)
             fresh = (~state.queried[i]).astype(jnp.int32)
-            took = jnp.where(jnp.arange(state.free_in_leaf.shape[0]) == leaf, fresh, 0)
-            state = state._replace(queried=state.queried.at[i].set(True), free_in_leaf=state.free_in_leaf - took)
+            cell = (jnp.arange(state.free.shape[0])[:, None] == leaf) & (
+                jnp.arange(state.free.shape[1])[None, :] == i // lt.BLOCK)
+            state = state._replace(queried=state.queried.at[i].set(True), free=state.free - cell * fresh)
         else:
             state = state._replace(seen=state.seen.at[t].set(_hash(arch)))
             leaf = lt.route(state.splits, feat, self.height)
@@ -242,8 +249,8 @@ class LaNAS(Strategy):
         state = state._replace(splits=splits, cnt=cnt, tot=tot)
         if self.enumerated:
             leaf_of = lt.route(splits, self._phi(), self.height)
-            free = jax.ops.segment_sum((~state.queried).astype(jnp.int32), leaf_of, 2 ** (self.height - 1))
-            state = state._replace(leaf_of=leaf_of.astype(jnp.int16), free_in_leaf=free)
+            free = lt.block_counts(~state.queried, leaf_of, self.height)
+            state = state._replace(leaf_of=leaf_of.astype(jnp.int16), free=free)
         return state
 
 

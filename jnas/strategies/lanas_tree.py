@@ -29,6 +29,8 @@ import jax.numpy as jnp
 RIDGE = 1e-3
 #: rows of the sample buffer per Gram accumulation step (bounds memory under vmap)
 CHUNK = 128
+#: consecutive space indices per block of the free-member counts
+BLOCK = 128
 
 
 class Splits(NamedTuple):
@@ -97,25 +99,37 @@ def region_depth(per_leaf: jax.Array, leaf: jax.Array, height: int) -> jax.Array
     return depth
 
 
-def pick_uniform(key: jax.Array, mask: jax.Array, block: int = 128) -> jax.Array:
-    """Uniform random position among the ``True`` entries of ``bool[n]`` (0 if none).
+def block_counts(free: jax.Array, leaf_of: jax.Array, height: int) -> jax.Array:
+    """``int32[n_leaves, n // BLOCK]``: free entries per (leaf, block of ``BLOCK`` consecutive indices).
 
-    The same law and the same draw as ``jnas.spaces.base.pick_masked`` (the
-    ``r``-th true entry for one uniform ``r``), found in two levels: count per
-    block, then a cumulative sum inside one block. A cumulative sum over the
-    whole mask is several times slower on CPU, and this runs once per query
-    over the whole enumerated space.
+    ``free`` and ``leaf_of`` have a length ``n`` that is a multiple of ``BLOCK``.
     """
-    n = mask.shape[0]
-    m = jnp.pad(mask, (0, -n % block)).reshape(-1, block)
-    counts = m.sum(1, dtype=jnp.int32)
-    cum = jnp.cumsum(counts)
+    n = free.shape[0]
+    cell = leaf_of.astype(jnp.int32) * (n // BLOCK) + jnp.arange(n) // BLOCK
+    return jax.ops.segment_sum(free.astype(jnp.int32), cell, 2 ** (height - 1) * (n // BLOCK)).reshape(-1, n // BLOCK)
+
+
+def pick_in_region(key, counts, leaf_of, queried, leaf, depth, height) -> jax.Array:
+    """Uniform random index among the unqueried entries whose leaf lies in the region of ``leaf`` at ``depth``.
+
+    ``counts`` is ``block_counts(~queried, leaf_of)``. The region's count per
+    block comes from ``counts`` (no pass over the space); one uniform ``r``
+    selects the block holding the ``r``-th free member of the region, and a
+    cumulative sum inside that block finds it: the ``r``-th member in index
+    order, as ``jnas.spaces.base.pick_masked`` would give on the full mask,
+    for the price of one block. 0 if the region has no free member.
+    """
+    shift = height - 1 - depth
+    inside = ((jnp.arange(counts.shape[0]) ^ leaf) >> shift) == 0
+    per_block = jnp.sum(jnp.where(inside[:, None], counts, 0), axis=0, dtype=jnp.int32)
+    cum = jnp.cumsum(per_block)
     r = jax.random.randint(key, (), 0, jnp.maximum(cum[-1], 1))
-    b = jnp.minimum(jnp.sum(cum <= r, dtype=jnp.int32), m.shape[0] - 1)
-    within = r - (_at(cum, b) - _at(counts, b))
-    row = jax.lax.dynamic_index_in_dim(m, b, keepdims=False)
-    j = jnp.minimum(jnp.sum(jnp.cumsum(row.astype(jnp.int32)) <= within, dtype=jnp.int32), block - 1)
-    return jnp.where(cum[-1] > 0, b * block + j, 0).astype(jnp.int32)
+    b = jnp.minimum(jnp.sum(cum <= r, dtype=jnp.int32), counts.shape[1] - 1)
+    within = r - (_at(cum, b) - _at(per_block, b))
+    rows = jax.lax.dynamic_slice_in_dim(leaf_of, b * BLOCK, BLOCK).astype(jnp.int32)
+    ok = ~jax.lax.dynamic_slice_in_dim(queried, b * BLOCK, BLOCK) & (((rows ^ leaf) >> shift) == 0)
+    j = jnp.minimum(jnp.sum(jnp.cumsum(ok.astype(jnp.int32)) <= within, dtype=jnp.int32), BLOCK - 1)
+    return jnp.where(cum[-1] > 0, b * BLOCK + j, 0).astype(jnp.int32)
 
 
 def on_path(leaf: jax.Array, height: int) -> jax.Array:
