@@ -55,7 +55,8 @@ def main():
     keys = seed_keys(args.seeds)
     machine = f"{platform.machine()} {os.cpu_count()} cores, {jax.devices()[0].platform}, jax {jax.__version__}"
     print(f"{args.benchmark}, {args.strategy} {strategy.settings()}, {args.budget} queries, {args.seeds} seeds")
-    print(f"machine: {machine}; load average before: {os.getloadavg()[0]:.1f}")
+    load = os.getloadavg()[0]
+    print(f"machine: {machine}; load average before: {load:.1f}")
 
     batched = make_scan_fn(strategy, bench, bench.search_metric)
     (rows_b, _), batched_first = timed(batched, keys)
@@ -77,7 +78,7 @@ def main():
     same = int((rows_b == rows_s).all(axis=1).sum())
     rec = {
         "benchmark": args.benchmark, "strategy": args.strategy, "options": strategy.settings(),
-        "budget": args.budget, "seeds": args.seeds, "machine": machine,
+        "budget": args.budget, "seeds": args.seeds, "machine": machine, "load_average_before": load,
         "batched_seconds_with_compile": batched_first, "batched_seconds": batched_run,
         "sequential_compile_seconds": single_compile, "sequential_seconds": sequential_run,
         "sequential_method": "make_scan_fn for one seed, compiled once, called once per seed",
