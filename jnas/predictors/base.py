@@ -46,6 +46,19 @@ def full_mask(y: jax.Array, mask: jax.Array | None) -> jax.Array:
     return jnp.ones(y.shape[0], bool) if mask is None else mask
 
 
+def check_targets(n: int, y, mask) -> tuple[jax.Array, jax.Array]:
+    """Validate ``y`` (``float[n]``) and ``mask`` (``bool[n]`` or None) for ``n`` inputs; returns both as arrays."""
+    from jnas.errors import bad_argument
+
+    y = jnp.asarray(y)
+    if y.shape != (n,):
+        raise bad_argument("y", y.shape, f"a float[{n}] vector, one target per row of X")
+    mask = full_mask(y, None if mask is None else jnp.asarray(mask))
+    if mask.shape != y.shape:
+        raise bad_argument("mask", mask.shape, f"a bool[{n}] vector like y")
+    return y, mask
+
+
 def score_in_chunks(predict, params, X, chunk: int = 4096) -> tuple[jax.Array, jax.Array]:
     """Predict for any number of candidates in fixed-size chunks with one compiled function.
 

@@ -52,7 +52,7 @@ import optax
 from jax.flatten_util import ravel_pytree
 
 from jnas.errors import bad_argument
-from jnas.predictors.base import Predictor, full_mask
+from jnas.predictors.base import Predictor, check_targets
 from jnas.predictors.gp import nuts_sample
 
 INFERENCE = ("nuts", "sghmc")
@@ -222,12 +222,7 @@ class BNN(Predictor):
         X = jnp.asarray(X)
         if X.ndim != 2:
             raise bad_argument("X", X.shape, "a float[n, d] feature matrix")
-        y = jnp.asarray(y)
-        if y.shape != (X.shape[0],):
-            raise bad_argument("y", y.shape, f"a float[{X.shape[0]}] vector, one target per row of X")
-        mask = full_mask(y, None if mask is None else jnp.asarray(mask))
-        if mask.shape != y.shape:
-            raise bad_argument("mask", mask.shape, f"a bool[{y.shape[0]}] vector like y")
+        y, mask = check_targets(X.shape[0], y, mask)
         dt = jnp.result_type(float)
         X, y = X.astype(dt), y.astype(dt)
         valid = mask.astype(bool) & jnp.isfinite(y) & jnp.all(jnp.isfinite(X), axis=1)

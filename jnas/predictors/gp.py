@@ -70,7 +70,7 @@ import optax
 from jax.scipy.linalg import solve_triangular
 
 from jnas.errors import JnasError, bad_argument
-from jnas.predictors.base import Predictor, full_mask
+from jnas.predictors.base import Predictor, check_targets
 
 KERNELS = ("matern52", "rbf")
 LENGTHSCALE_BOUNDS = (0.01, 0.5)
@@ -324,12 +324,7 @@ class GP(Predictor):
         X = X.astype(jnp.result_type(float))
         if y is None:
             return X
-        y = jnp.asarray(y)
-        if y.shape != (X.shape[0],):
-            raise bad_argument("y", y.shape, f"a float[{X.shape[0]}] vector, one target per row of X")
-        mask = full_mask(y, None if mask is None else jnp.asarray(mask))
-        if mask.shape != y.shape:
-            raise bad_argument("mask", mask.shape, f"a bool[{y.shape[0]}] vector like y")
+        y, mask = check_targets(X.shape[0], y, mask)
         y = y.astype(X.dtype)
         valid = mask.astype(bool) & jnp.isfinite(y) & jnp.all(jnp.isfinite(X), axis=1)
         if self.log_target:
