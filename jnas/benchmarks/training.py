@@ -1,0 +1,310 @@
+"""A benchmark that answers queries by training: ``TrainingEvaluator(space, data, config=...)``.
+
+It follows the protocol of the tabular benchmarks,
+``query(archs, metric, fidelity) -> values``, where the fidelity is the
+number of training epochs (the cosine schedule spans exactly that many, as in
+NAS-Bench-201's 12- and 200-epoch tables). Each architecture is built with
+``jnas.models.build_network`` and trained with ``jnas.train.loop.train``
+from the same seed (``config.seed``), so a query is deterministic on CPU and
+repeated queries are answered from a cache.
+
+With ``valid_size=n`` the last ``n`` examples of a fixed shuffle of the
+training set are held out: networks train on the rest, ``valid_acc`` is
+measured on them and becomes the default search metric, so a search never
+looks at the test set (NAS-Bench-201 likewise searches on a validation split).
+
+A run whose loss turns NaN/inf, or that raises, is a *failure*: its values are
+NaN, it is listed in ``failures`` and the evaluator carries on. Everything
+evaluated so far is in ``history``. ``query`` is a plain Python callable over a
+batch, so the Python-loop runner drives a search with it directly:
+``jnas.runs.run_loop(strategy, evaluator.query, seeds=1)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Callable
+
+import jax
+import numpy as np
+from flax import nnx
+
+from jnas.errors import JnasError, bad_argument
+from jnas.spaces import Space, get_space
+from jnas.train.loop import TrainingDiverged, pixel_stats, train
+from jnas.train.optim import TrainConfig
+from jnas.train.sharding import check_divisible, make_mesh
+
+# metric -> (description, unit, higher_is_better)
+METRICS = {
+    "test_acc": ("test accuracy after the last epoch (BatchNorm running averages)", "%", True),
+    "valid_acc": ("accuracy on the held-out part of the training set after the last epoch", "%", True),
+    "train_acc": ("training accuracy over the last epoch's augmented batches", "%", True),
+    "train_loss": ("mean training loss (cross-entropy with label smoothing) over the last epoch", "nats", False),
+}
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0]}" if text else type(e).__name__
+
+
+class TrainingEvaluator:
+    """Evaluate architectures of ``space`` by training them on ``data``.
+
+    Parameters
+    ----------
+    space: search-space name (``nb201``, ``nb101``, ``darts``, ``convnet``, ...) or a ``Space``.
+    data: dataset name for ``jnas.train.data.load_split`` (e.g. ``"cifar10"``,
+        ``"cifar10_subset"``), or in-memory arrays
+        ``((x_train uint8 [N,H,W,C], y_train int [N]), (x_test, y_test))``.
+    config: training hyperparameters; ``config.epochs`` is the default fidelity.
+    num_classes: classifier outputs (default: largest label + 1).
+    model_options: extra keyword options of the space's network builder (e.g. ``channels``).
+    data_dir: TFDS folder passed to ``load_split``.
+    builder: network builder with ``build_network``'s signature (default ``jnas.models.build_network``).
+    checkpoint_dir: if set, each run checkpoints into its own sub-folder and resumes from it.
+    mesh: device mesh for data parallelism (default: all local devices).
+    on_epoch: ``on_epoch(arch_string, epoch_record)`` after every training epoch.
+    valid_size: hold out this many training examples as a validation set (0: none;
+        then ``valid_acc`` is unavailable and the search metric is ``test_acc``).
+    """
+
+    def __init__(
+        self,
+        space: str | Space,
+        data,
+        *,
+        config: TrainConfig,
+        num_classes: int | None = None,
+        model_options: dict | None = None,
+        data_dir=None,
+        builder: Callable | None = None,
+        checkpoint_dir=None,
+        mesh=None,
+        on_epoch: Callable[[str, dict], None] | None = None,
+        valid_size: int = 0,
+    ):
+        self.space = get_space(space) if isinstance(space, str) else space
+        if not isinstance(self.space, Space):
+            raise bad_argument("space", space, "a space name or a jnas Space")
+        if not isinstance(config, TrainConfig):
+            raise bad_argument("config", type(config).__name__, "a TrainConfig")
+        self.config = config
+        self.model_options = dict(model_options or {})
+        if builder is None:
+            from jnas.models import build_network
+
+            builder = build_network
+        self._builder = builder
+        self._train_data, self._test_data, self._mean, self._std, data_name = self._load(data, data_dir)
+        self.name = f"train/{self.space.name}/{data_name}"
+        n_all = len(self._train_data[1])
+        if isinstance(valid_size, bool) or not isinstance(valid_size, int) or not 0 <= valid_size < n_all:
+            raise bad_argument("valid_size", valid_size, f"an integer in [0, {n_all}) (training examples held out)")
+        self.valid_size = valid_size
+        self._valid_data = None
+        if valid_size:
+            # fixed split, independent of the training seed, so every run sees the same held-out images
+            order = np.random.default_rng(0).permutation(n_all)
+            x, y = self._train_data
+            self._train_data = (x[order[:-valid_size]], y[order[:-valid_size]])
+            self._valid_data = (x[order[-valid_size:]], y[order[-valid_size:]])
+        labels_max = int(max(self._train_data[1].max(), self._test_data[1].max()))
+        if num_classes is None:
+            num_classes = labels_max + 1
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes <= labels_max:
+            raise bad_argument("num_classes", num_classes, f"an integer > the largest label ({labels_max})")
+        self.num_classes = num_classes
+        self.mesh = make_mesh() if mesh is None else mesh
+        check_divisible(self.mesh, config.batch_size, "TrainConfig.batch_size")
+        check_divisible(self.mesh, config.eval_batch_size, "TrainConfig.eval_batch_size")
+        n_train = len(self._train_data[1])
+        if config.batch_size > n_train:
+            raise bad_argument(
+                "TrainConfig.batch_size", config.batch_size, f"at most the training set size ({n_train})"
+            )
+        self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
+        self.on_epoch = on_epoch
+        self.search_metric = ("valid_acc" if valid_size else "test_acc", config.epochs)
+        self.test_metric = ("test_acc", config.epochs)
+        self.history: list[dict] = []
+        self.failures: list[dict] = []
+        self._cache: dict[tuple[str, int], dict] = {}
+
+    @staticmethod
+    def _load(data, data_dir):
+        if isinstance(data, str):
+            from jnas.train.data import dataset_stats, load_split
+
+            train_data = load_split(data, "train", data_dir=data_dir)
+            test_data = load_split(data, "test", data_dir=data_dir)
+            mean, std = dataset_stats(data, data_dir=data_dir)
+            return train_data, test_data, mean, std, data
+        try:
+            (xt, yt), (xv, yv) = data
+        except (TypeError, ValueError):
+            raise bad_argument(
+                "data", type(data).__name__, "a dataset name or ((x_train, y_train), (x_test, y_test))"
+            ) from None
+        pairs = []
+        for split, (x, y) in (("train", (xt, yt)), ("test", (xv, yv))):
+            x, y = np.asarray(x), np.asarray(y)
+            if x.dtype != np.uint8 or x.ndim != 4 or y.ndim != 1 or len(y) != len(x) or len(y) == 0:
+                raise bad_argument(
+                    f"data ({split})", f"{x.dtype}{list(x.shape)}, {y.dtype}{list(y.shape)}", "uint8 [N,H,W,C], int [N]"
+                )
+            if not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
+                raise bad_argument(f"data ({split}) labels", y.dtype, "integer class ids >= 0")
+            pairs.append((x, y.astype(np.int32)))
+        mean, std = pixel_stats(pairs[0][0])  # of the whole training array, as dataset_stats does
+        return pairs[0], pairs[1], mean, std, "arrays"
+
+    # ----- protocol ------------------------------------------------------------
+    def resolve(self, metric: str | None = None, fidelity: int | None = None) -> tuple[str, int]:
+        """Normalise ``(metric, fidelity)``: default metric ``search_metric``, default fidelity ``config.epochs``."""
+        metric = self.search_metric[0] if metric is None else metric
+        choices = [m for m in METRICS if m != "valid_acc" or self.valid_size]
+        if metric not in choices:
+            hint = " (valid_acc needs valid_size > 0)" if metric == "valid_acc" else ""
+            raise JnasError(f"metric: got {metric!r} for {self.name}, expected one of {', '.join(choices)}{hint}")
+        epochs = self.config.epochs if fidelity is None else fidelity
+        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
+            raise bad_argument("fidelity", fidelity, "None or a number of epochs >= 1")
+        if self.config.warmup_epochs > epochs:
+            raise bad_argument("fidelity", fidelity, f"at least config.warmup_epochs ({self.config.warmup_epochs})")
+        return metric, int(epochs)
+
+    def query(self, archs, metric: str | None = None, fidelity: int | None = None) -> np.ndarray:
+        """Train every architecture of the batch ``archs`` (leading axis) and return ``float64 [B]`` values.
+
+        ``metric``: ``test_acc``/``train_acc``/``valid_acc`` (percent) or ``train_loss``
+        (``None``: ``search_metric``);
+        ``fidelity``: training epochs (default ``config.epochs``). Failed runs give NaN.
+        """
+        metric, epochs = self.resolve(metric, fidelity)
+        return np.array([self.evaluate(a, epochs)[metric] for a in self._unbatch(archs)], np.float64)
+
+    def evaluate(self, arch, epochs: int | None = None) -> dict:
+        """Train one architecture for ``epochs`` (default ``config.epochs``) and return its record.
+
+        The record has ``arch`` (string form), ``epochs``, ``status`` (``ok`` or
+        ``failed``), ``reason`` (why it failed, else ``None``), ``test_acc``,
+        ``valid_acc`` (NaN without a validation split), ``train_acc``,
+        ``train_loss``, ``test_loss``, ``params`` and
+        ``wall_seconds``; metric values are NaN for a failed run.
+        """
+        _, epochs = self.resolve("test_acc", epochs)
+        arch = jax.tree.map(np.asarray, arch)
+        try:
+            text = self.space.to_string(arch)
+        except Exception:  # noqa: BLE001 — an arch we cannot even name is still a recorded failure
+            text = repr(jax.tree.map(lambda a: a.tolist(), arch))
+        key = (text, epochs)
+        if key in self._cache:
+            return self._cache[key]
+        record = self._run(arch, text, epochs)
+        self._cache[key] = record
+        self.history.append(record)
+        if record["status"] == "failed":
+            self.failures.append({"arch": text, "epochs": epochs, "reason": record["reason"]})
+        return record
+
+    def describe(self) -> dict:
+        """JSON-ready metadata: what the evaluator trains and what it can report."""
+        return {
+            "name": self.name,
+            "space": self.space.name,
+            "num_classes": self.num_classes,
+            "config": self.config.to_dict(),
+            "model_options": self.model_options,
+            "train_size": len(self._train_data[1]),
+            "valid_size": self.valid_size,
+            "test_size": len(self._test_data[1]),
+            "search_metric": list(self.search_metric),
+            "metrics": {
+                m: {"description": d, "unit": u, "higher_is_better": h}
+                for m, (d, u, h) in METRICS.items()
+                if m != "valid_acc" or self.valid_size
+            },
+            "evaluated": len(self.history),
+            "failed": len(self.failures),
+        }
+
+    # ----- internals -------------------------------------------------------------
+    def _unbatch(self, archs) -> list:
+        leaves = jax.tree.leaves(archs)
+        template = jax.tree.leaves(self.space.template())
+        if not leaves or len(leaves) != len(template):
+            raise bad_argument("archs", type(archs).__name__, f"a batch of {self.space.name} architectures")
+        leaves = [np.asarray(a) for a in leaves]
+        if all(a.ndim == np.ndim(t) for a, t in zip(leaves, template)):  # a single architecture
+            return [jax.tree.map(np.asarray, archs)]
+        if any(a.ndim != np.ndim(t) + 1 for a, t in zip(leaves, template)):
+            raise bad_argument("archs", [a.shape for a in leaves], f"a batch of {self.space.name} architectures")
+        b = leaves[0].shape[0]
+        return [jax.tree.map(lambda a, i=i: np.asarray(a)[i], archs) for i in range(b)]
+
+    def _run(self, arch, text: str, epochs: int) -> dict:
+        nan = float("nan")
+        record = {
+            "arch": text,
+            "epochs": epochs,
+            "status": "failed",
+            "reason": None,
+            "test_acc": nan,
+            "valid_acc": nan,
+            "train_acc": nan,
+            "train_loss": nan,
+            "test_loss": nan,
+            "params": None,
+            "wall_seconds": nan,
+        }
+        config = self.config if epochs == self.config.epochs else self.config.replace(epochs=epochs)
+        ckpt_dir = None
+        if self.checkpoint_dir is not None:
+            ckpt_dir = self.checkpoint_dir / f"{hashlib.sha1(text.encode()).hexdigest()[:16]}-e{epochs}"
+        on_epoch = None if self.on_epoch is None else (lambda rec: self.on_epoch(text, rec))
+        try:
+            if not bool(self.space.is_valid(arch)):
+                raise JnasError(f"not a valid {self.space.name} architecture")
+            model = self._builder(
+                self.space.name, arch, num_classes=self.num_classes, rngs=nnx.Rngs(config.seed), **self.model_options
+            )
+            result = train(
+                model,
+                self._train_data,
+                self._test_data,
+                config,
+                key=jax.random.key(config.seed),
+                mesh=self.mesh,
+                checkpoint_dir=ckpt_dir,
+                on_epoch=on_epoch,
+                mean=self._mean,
+                std=self._std,
+                valid_data=self._valid_data,
+            )
+        except TrainingDiverged as e:
+            record["reason"] = f"diverged: {e}"
+            return record
+        except Exception as e:  # noqa: BLE001 — a crashed run is data for the search, not the end of it
+            record["reason"] = _first_line(e)
+            return record
+        record.update(
+            status="ok",
+            test_acc=result.test_acc,
+            valid_acc=result.valid_acc,
+            train_acc=result.train_acc,
+            train_loss=result.train_loss,
+            test_loss=result.test_loss,
+            params=result.params,
+            wall_seconds=result.wall_seconds,
+        )
+        return record
+
+    def __repr__(self) -> str:
+        return f"<training evaluator {self.name} ({len(self.history)} evaluated, {len(self.failures)} failed)>"
+
+
+__all__ = ["METRICS", "TrainingEvaluator"]

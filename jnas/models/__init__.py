@@ -1,0 +1,44 @@
+"""Flax (NNX) networks built from architecture arrays.
+
+``build_network(space, arch, num_classes=..., rngs=...)`` returns an
+``nnx.Module`` whose ``__call__(x)`` maps float images ``[B, H, W, C]``
+(NHWC) to logits ``[B, num_classes]``. Train/eval behaviour (BatchNorm
+statistics, drop-path) follows flax's mode switch (``model.train()`` /
+``model.eval()``). Each space's module exposes ``build(arch, *, num_classes,
+rngs, **options)``; ``jnas.models.cost`` reports parameters, FLOPs and
+activation memory of any built network without compiling it.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from jnas.errors import unknown_name
+
+# space name -> module holding ``build``; imported lazily (flax import is slow)
+_BUILDERS = {
+    "nb201": "jnas.models.nb201",
+    "nb101": "jnas.models.nb101",
+    "darts": "jnas.models.darts",
+    "convnet": "jnas.models.convnet",
+    "convnet-small": "jnas.models.convnet",
+    "nago": "jnas.models.nago",
+}
+
+
+def names() -> list[str]:
+    """Space names that have a network builder."""
+    return sorted(_BUILDERS)
+
+
+def build_network(space: str, arch, *, num_classes: int, rngs, **options):
+    """The network of ``arch`` in ``space`` (see the space's ``build`` for ``options``)."""
+    if space not in _BUILDERS:
+        raise unknown_name("network space", space, _BUILDERS)
+    module = importlib.import_module(_BUILDERS[space])
+    if space.startswith("convnet"):
+        options.setdefault("space", space)
+    return module.build(arch, num_classes=num_classes, rngs=rngs, **options)
+
+
+__all__ = ["build_network", "names"]

@@ -1,0 +1,302 @@
+"""Operation library shared by the cell networks (NB201, NB101, DARTS, ...).
+
+Every module maps NHWC float arrays ``[B, H, W, C]`` to NHWC arrays. Padding
+is explicit and symmetric (as in the PyTorch reference implementations), so a
+stride-2 op on an even input halves ``H`` and ``W`` exactly. Convolutions that
+feed a BatchNorm have no bias. BatchNorm follows PyTorch's defaults
+(``momentum=0.1`` in PyTorch's convention, i.e. flax ``momentum=0.9``;
+``eps=1e-5``) and flax's mode switch: ``model.train()`` uses batch statistics
+and updates ``nnx.BatchStat`` running averages, ``model.eval()`` uses them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from jnas.errors import bad_argument
+
+#: flax momentum of the running BN statistics (PyTorch momentum 0.1)
+BN_MOMENTUM = 0.9
+BN_EPSILON = 1e-5
+
+
+def batch_norm(c: int, *, affine: bool = True, rngs: nnx.Rngs) -> nnx.BatchNorm:
+    """BatchNorm over ``c`` channels; ``affine=False`` drops the scale and shift ``nnx.Param``s."""
+    return nnx.BatchNorm(
+        c,
+        momentum=BN_MOMENTUM,
+        epsilon=BN_EPSILON,
+        use_bias=affine,
+        use_scale=affine,
+        rngs=rngs,
+    )
+
+
+def conv(
+    c_in: int,
+    c_out: int,
+    kernel: int,
+    stride: int = 1,
+    padding: int | None = None,
+    dilation: int = 1,
+    *,
+    groups: int = 1,
+    bias: bool = False,
+    rngs: nnx.Rngs,
+) -> nnx.Conv:
+    """A 2-D convolution with symmetric padding (default ``dilation*(kernel-1)//2``)."""
+    if padding is None:
+        padding = dilation * (kernel - 1) // 2
+    return nnx.Conv(
+        c_in,
+        c_out,
+        (kernel, kernel),
+        strides=stride,
+        padding=((padding, padding), (padding, padding)),
+        kernel_dilation=dilation,
+        feature_group_count=groups,
+        use_bias=bias,
+        rngs=rngs,
+    )
+
+
+class ReLUConvBN(nnx.Module):
+    """ReLU → conv (no bias) → BN, the op of NB201 / DARTS cells."""
+
+    def __init__(
+        self,
+        c_in: int,
+        c_out: int,
+        kernel: int,
+        stride: int = 1,
+        padding: int | None = None,
+        dilation: int = 1,
+        *,
+        affine: bool = True,
+        rngs: nnx.Rngs,
+    ):
+        self.conv = conv(c_in, c_out, kernel, stride, padding, dilation, rngs=rngs)
+        self.bn = batch_norm(c_out, affine=affine, rngs=rngs)
+
+    def __call__(self, x):
+        return self.bn(self.conv(jax.nn.relu(x)))
+
+
+class ConvBNReLU(nnx.Module):
+    """Conv (no bias, "same" padding) → BN → ReLU, the NB101 order."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 1, *, rngs: nnx.Rngs):
+        self.conv = conv(c_in, c_out, kernel, stride, rngs=rngs)
+        self.bn = batch_norm(c_out, rngs=rngs)
+
+    def __call__(self, x):
+        return jax.nn.relu(self.bn(self.conv(x)))
+
+
+class DilConv(nnx.Module):
+    """ReLU → depthwise dilated k×k (stride s) → pointwise 1×1 → BN (DARTS ``dil_conv``)."""
+
+    def __init__(
+        self, c_in: int, c_out: int, kernel: int, stride: int, dilation: int, *, affine: bool = True, rngs: nnx.Rngs
+    ):
+        self.depthwise = conv(c_in, c_in, kernel, stride, None, dilation, groups=c_in, rngs=rngs)
+        self.pointwise = conv(c_in, c_out, 1, rngs=rngs)
+        self.bn = batch_norm(c_out, affine=affine, rngs=rngs)
+
+    def __call__(self, x):
+        return self.bn(self.pointwise(self.depthwise(jax.nn.relu(x))))
+
+
+class SepConv(nnx.Module):
+    """DARTS ``sep_conv``: two depthwise-separable blocks, the first with stride ``stride``.
+
+    Each block is ReLU → depthwise k×k → pointwise 1×1 → BN; the first keeps
+    ``c_in`` channels, the second maps to ``c_out``.
+    """
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, *, affine: bool = True, rngs: nnx.Rngs):
+        self.first = DilConv(c_in, c_in, kernel, stride, 1, affine=affine, rngs=rngs)
+        self.second = DilConv(c_in, c_out, kernel, 1, 1, affine=affine, rngs=rngs)
+
+    def __call__(self, x):
+        return self.second(self.first(x))
+
+
+def _valid_counts(size: int, kernel: int, stride: int, pad: int) -> np.ndarray:
+    """Number of real (non-padding) pixels in each pooling window along one axis."""
+    starts = np.arange(0, size + 2 * pad - kernel + 1, stride) - pad
+    return np.minimum(starts + kernel, size) - np.maximum(starts, 0)
+
+
+class Pool(nnx.Module):
+    """k×k average or max pooling with stride ``stride`` and padding ``(kernel-1)//2``.
+
+    ``kind="avg"`` divides by the number of real pixels in the window
+    (PyTorch's ``count_include_pad=False``); ``kind="max"`` ignores padding.
+    No parameters.
+    """
+
+    def __init__(self, kind: str, kernel: int = 3, stride: int = 1):
+        if kind not in ("avg", "max"):
+            raise bad_argument("kind", kind, "'avg' or 'max'")
+        self.kind = kind
+        self.kernel = kernel
+        self.stride = stride
+        self.pad = (kernel - 1) // 2
+
+    def __call__(self, x):
+        k, s, p = self.kernel, self.stride, self.pad
+        window, strides = (1, k, k, 1), (1, s, s, 1)
+        padding = ((0, 0), (p, p), (p, p), (0, 0))
+        if self.kind == "max":
+            return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, window, strides, padding)
+        total = jax.lax.reduce_window(x, 0.0, jax.lax.add, window, strides, padding)
+        # The divisor depends on shapes only, so it is a constant (no traced work).
+        counts = np.outer(_valid_counts(x.shape[1], k, s, p), _valid_counts(x.shape[2], k, s, p))
+        return total / jnp.asarray(counts[None, :, :, None], x.dtype)
+
+
+class Identity(nnx.Module):
+    """Returns its input (``skip_connect``)."""
+
+    def __call__(self, x):
+        return x
+
+
+class Zero(nnx.Module):
+    """The ``none`` op: zeros shaped like ``x[:, ::stride, ::stride, :]``.
+
+    Computed as ``x[:, ::s, ::s, :] * 0`` (as the PyTorch reference does), so
+    what follows stays a function of the input: a cell whose output is all
+    zeros does not turn the rest of the network into constants, and
+    ``jnas.models.cost`` still counts the layers after it.
+    """
+
+    def __init__(self, stride: int = 1):
+        self.stride = stride
+
+    def __call__(self, x):
+        s = self.stride
+        if s > 1:
+            x = x[:, ::s, ::s, :]
+        return x * jnp.zeros((), x.dtype)
+
+
+class FactorizedReduce(nnx.Module):
+    """Halve resolution: ReLU → two 1×1 stride-2 convs → concat to ``c_out`` channels → BN.
+
+    The second conv sees the input shifted by one pixel (zero-padded at the
+    bottom/right), so together the two cover every pixel; odd sizes work.
+    """
+
+    def __init__(self, c_in: int, c_out: int, *, affine: bool = True, rngs: nnx.Rngs):
+        half = c_out // 2
+        self.conv_a = conv(c_in, half, 1, 2, 0, rngs=rngs)
+        self.conv_b = conv(c_in, c_out - half, 1, 2, 0, rngs=rngs)
+        self.bn = batch_norm(c_out, affine=affine, rngs=rngs)
+
+    def __call__(self, x):
+        x = jax.nn.relu(x)
+        shifted = jnp.pad(x, ((0, 0), (0, 1), (0, 1), (0, 0)))[:, 1:, 1:, :]
+        return self.bn(jnp.concatenate([self.conv_a(x), self.conv_b(shifted)], axis=-1))
+
+
+class ResidualReduction(nnx.Module):
+    """NB201's stride-2 ResNet basic block between stages.
+
+    ``ReLUConvBN(3×3, s2) → ReLUConvBN(3×3, s1)`` plus the shortcut
+    ``avg-pool 2×2 s2 → conv 1×1`` (no BN), summed.
+    """
+
+    def __init__(self, c_in: int, c_out: int, *, rngs: nnx.Rngs):
+        self.conv_a = ReLUConvBN(c_in, c_out, 3, 2, rngs=rngs)
+        self.conv_b = ReLUConvBN(c_out, c_out, 3, 1, rngs=rngs)
+        self.pool = Pool("avg", 2, 2)
+        self.shortcut = conv(c_in, c_out, 1, 1, 0, rngs=rngs)
+
+    def __call__(self, x):
+        return self.conv_b(self.conv_a(x)) + self.shortcut(self.pool(x))
+
+
+def drop_path(x, rate, key):
+    """Zero whole samples of ``x`` (axis 0) with probability ``rate``; scale survivors by ``1/(1-rate)``.
+
+    Keeps the expectation of ``x``. Identity when ``rate == 0`` (``key`` may
+    then be ``None``). ``rate`` may be a Python number in ``[0, 1)`` or a
+    traced scalar.
+    """
+    if isinstance(rate, (int, float)):
+        if not 0 <= rate < 1:
+            raise bad_argument("rate", rate, "a drop probability in [0, 1)")
+        if rate == 0:
+            return x
+    if key is None:
+        raise bad_argument("key", key, "a jax.random key when rate > 0")
+    keep = 1.0 - jnp.asarray(rate, x.dtype)
+    mask = jax.random.bernoulli(key, keep, (x.shape[0],) + (1,) * (x.ndim - 1))
+    return jnp.where(mask, x / keep, jnp.zeros((), x.dtype))
+
+
+class DropPath(nnx.Module):
+    """Module form of :func:`drop_path` that follows ``train()`` / ``eval()``.
+
+    Active only when ``deterministic`` is False (the default, like
+    ``nnx.Dropout``) and ``rate > 0``; draws keys from the ``dropout`` stream
+    of ``rngs``. ``rate`` can be changed between calls (a drop-path schedule).
+    """
+
+    def __init__(self, rate: float = 0.0, *, deterministic: bool = False, rngs: nnx.Rngs | None = None):
+        self.rate = rate
+        self.deterministic = deterministic
+        self.rngs = rngs["dropout"].fork() if rngs is not None else nnx.data(None)
+
+    def __call__(self, x):
+        if self.deterministic or (isinstance(self.rate, (int, float)) and self.rate == 0):
+            return x
+        if self.rngs is None:
+            raise bad_argument("rngs", None, "an nnx.Rngs with a 'dropout' stream for drop-path in training mode")
+        return drop_path(x, self.rate, self.rngs())
+
+    def set_view(self, deterministic: bool | None = None):
+        """Used by ``nnx.view``: ``deterministic=True`` disables dropping."""
+        if deterministic is not None:
+            self.deterministic = deterministic
+
+
+def _skip(c: int, stride: int, rngs: nnx.Rngs, affine: bool = True) -> nnx.Module:
+    return Identity() if stride == 1 else FactorizedReduce(c, c, affine=affine, rngs=rngs)
+
+
+#: name in ``jnas.spaces.darts.OPS`` -> ``factory(c, stride, rngs, affine=True)`` (channels kept)
+DARTS_OPS: dict[str, Callable[..., nnx.Module]] = {
+    "none": lambda c, stride, rngs, affine=True: Zero(stride),
+    "skip_connect": _skip,
+    "max_pool_3x3": lambda c, stride, rngs, affine=True: Pool("max", 3, stride),
+    "avg_pool_3x3": lambda c, stride, rngs, affine=True: Pool("avg", 3, stride),
+    "sep_conv_3x3": lambda c, stride, rngs, affine=True: SepConv(c, c, 3, stride, affine=affine, rngs=rngs),
+    "sep_conv_5x5": lambda c, stride, rngs, affine=True: SepConv(c, c, 5, stride, affine=affine, rngs=rngs),
+    "dil_conv_3x3": lambda c, stride, rngs, affine=True: DilConv(c, c, 3, stride, 2, affine=affine, rngs=rngs),
+    "dil_conv_5x5": lambda c, stride, rngs, affine=True: DilConv(c, c, 5, stride, 2, affine=affine, rngs=rngs),
+}
+
+__all__ = [
+    "DARTS_OPS",
+    "ConvBNReLU",
+    "DilConv",
+    "DropPath",
+    "FactorizedReduce",
+    "Identity",
+    "Pool",
+    "ReLUConvBN",
+    "ResidualReduction",
+    "SepConv",
+    "Zero",
+    "batch_norm",
+    "conv",
+    "drop_path",
+]

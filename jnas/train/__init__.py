@@ -1,0 +1,1 @@
+"""Real training: TFDS data, augmentation, optax loops, sharding, checkpoints."""

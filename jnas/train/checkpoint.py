@@ -1,0 +1,140 @@
+"""Orbax checkpoints of a training run, one per completed epoch.
+
+A checkpoint holds the model state, the optimizer state and the run's PRNG key
+(arrays, saved with orbax's standard handler) and a JSON record (epoch,
+per-epoch history, anything else the caller adds, e.g. the config). Typed PRNG
+keys, including those inside a model's ``nnx.Rngs`` state, are stored as their
+raw key data and re-wrapped with the implementation of the restore target.
+Checkpoints are written synchronously, so a run killed after ``save`` returns
+can always resume from it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+
+from jnas.errors import JnasError
+
+_ARRAYS, _META = "arrays", "meta"
+
+
+@dataclasses.dataclass
+class Checkpoint:
+    """One restored checkpoint (``epoch`` = number of completed epochs)."""
+
+    epoch: int
+    state: Any
+    opt_state: Any
+    key: jax.Array
+    history: list
+    meta: dict
+
+
+def _is_key(a) -> bool:
+    return hasattr(a, "dtype") and jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key)
+
+
+def _to_saveable(tree):
+    return jax.tree.map(lambda a: jax.random.key_data(a) if _is_key(a) else a, tree)
+
+
+def _abstract(tree):
+    def one(a):
+        a = jax.random.key_data(a) if _is_key(a) else a
+        sharding = getattr(a, "sharding", None)
+        return jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding)
+
+    return jax.tree.map(one, tree)
+
+
+def _rewrap(restored, target):
+    def one(r, t):
+        return jax.random.wrap_key_data(r, impl=jax.random.key_impl(t)) if _is_key(t) else r
+
+    return jax.tree.map(one, restored, target)
+
+
+def _manager(directory, keep: int | None = 2) -> ocp.CheckpointManager:
+    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, enable_async_checkpointing=False)
+    return ocp.CheckpointManager(Path(directory).resolve(), options=options)
+
+
+def save(directory, epoch: int, *, state, opt_state, key, history: list, meta: dict | None = None, keep: int = 2):
+    """Write the checkpoint of ``epoch`` completed epochs into ``directory``.
+
+    ``state``/``opt_state`` are pytrees of arrays, ``key`` a PRNG key,
+    ``history`` and ``meta`` JSON-serialisable. Only the newest ``keep``
+    checkpoints are kept.
+    """
+    arrays = {"state": _to_saveable(state), "opt_state": _to_saveable(opt_state), "key": _to_saveable(key)}
+    record = {"epoch": int(epoch), "history": list(history), "meta": dict(meta or {})}
+    mngr = _manager(directory, keep)
+    try:
+        mngr.save(
+            int(epoch),
+            args=ocp.args.Composite(**{_ARRAYS: ocp.args.StandardSave(arrays), _META: ocp.args.JsonSave(record)}),
+            force=True,
+        )
+        mngr.wait_until_finished()
+    finally:
+        mngr.close()
+
+
+def latest_epoch(directory) -> int | None:
+    """Epoch of the newest checkpoint in ``directory`` (``None`` if there is none)."""
+    if not Path(directory).is_dir():
+        return None
+    mngr = _manager(directory, None)
+    try:
+        return mngr.latest_step()
+    finally:
+        mngr.close()
+
+
+def restore(directory, *, state, opt_state, key, epoch: int | None = None) -> Checkpoint:
+    """Read the checkpoint of ``epoch`` (default: the newest) from ``directory``.
+
+    ``state``, ``opt_state`` and ``key`` are live pytrees of the same structure
+    as the saved ones: they give shapes, dtypes, shardings and PRNG
+    implementations of the restored arrays.
+    """
+    target = {"state": state, "opt_state": opt_state, "key": key}
+    mngr = _manager(directory, None)
+    try:
+        step = mngr.latest_step() if epoch is None else int(epoch)
+        if step is None or step not in mngr.all_steps():
+            raise JnasError(
+                f"checkpoint_dir: no checkpoint{'' if epoch is None else f' for epoch {epoch}'} in {directory}"
+            )
+        try:
+            out = mngr.restore(
+                step,
+                args=ocp.args.Composite(
+                    **{_ARRAYS: ocp.args.StandardRestore(_abstract(target)), _META: ocp.args.JsonRestore()}
+                ),
+            )
+        except (ValueError, KeyError, TypeError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise JnasError(
+                f"checkpoint_dir: checkpoint {step} in {directory} does not match this model ({first})"
+            ) from e
+    finally:
+        mngr.close()
+    arrays = _rewrap(out[_ARRAYS], target)
+    record = out[_META]
+    return Checkpoint(
+        epoch=int(record["epoch"]),
+        state=arrays["state"],
+        opt_state=arrays["opt_state"],
+        key=arrays["key"],
+        history=list(record["history"]),
+        meta=dict(record["meta"]),
+    )
+
+
+__all__ = ["Checkpoint", "latest_epoch", "restore", "save"]
