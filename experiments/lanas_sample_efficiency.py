@@ -56,11 +56,16 @@ def main():
     ap.add_argument("--benchmarks", default=",".join(BENCHMARKS))
     ap.add_argument("--bo-seeds", type=int, default=10, help="BO scores the whole space per step: fewer seeds")
     ap.add_argument("--no-ablations", action="store_true")
+    ap.add_argument("--only-ablations", action="store_true")
+    ap.add_argument("--fresh", action="store_true", help="discard the existing record instead of adding to it")
     args = ap.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
-    out = {"seeds": args.seeds, "table": {}, "ablations": {}}
+    path = RESULTS / "lanas_sample_efficiency.json"
+    # runs of separate benchmark subsets accumulate into one record
+    out = json.loads(path.read_text()) if path.exists() and not args.fresh else {"table": {}, "ablations": {}}
+    out["seeds"] = args.seeds
     strategies = args.strategies.split(",")
-    for bench in args.benchmarks.split(","):
+    for bench in [] if args.only_ablations else args.benchmarks.split(","):
         size = get_benchmark(bench).n_rows
         rows, curves = {}, []
         for strat in strategies:

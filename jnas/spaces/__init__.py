@@ -16,6 +16,8 @@ _REGISTRY = {
     "convnet-small": ("jnas.spaces.convnet", "CONVNET_SMALL"),
     "nbgraph": ("jnas.spaces.nbgraph", "NBGRAPH"),
     "nbgraph-proteins": ("jnas.spaces.nbgraph", "NBGRAPH_PROTEINS"),
+    "nago": ("jnas.spaces.nago", "NAGO"),
+    "rnag": ("jnas.spaces.nago", "RNAG"),
 }
 
 
