@@ -1,4 +1,4 @@
-"""The ``jnas`` command: search, compare, list, data fetch."""
+"""The ``jnas`` command: search, compare, list, query, describe, train, data."""
 
 from __future__ import annotations
 
@@ -131,6 +131,73 @@ def cmd_query(args) -> int:
     return 0
 
 
+def _literal(text: str):
+    """``"3"`` -> 3, ``"0.1"`` -> 0.1, ``"true"`` -> True, anything else stays a string."""
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("none", "null"):
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _typed_sets(items: list[str]) -> dict:
+    return {k: _literal(v) for k, v in _parse_sets(items).items()}
+
+
+def cmd_describe(args) -> int:
+    import json
+
+    from jnas.runs.training import describe_architecture
+
+    info = describe_architecture(args.space, args.arch, dataset=args.dataset, seed=args.seed,
+                                 options=_typed_sets(args.set))
+    print(json.dumps(info))
+    return 0
+
+
+def cmd_train(args) -> int:
+    from tqdm import tqdm
+
+    from jnas.runs.training import parse_arch, train_architecture, training_config
+
+    if args.epochs < 1:
+        raise JnasError(f"--epochs: got {args.epochs}, expected a positive integer")
+    parse_arch(args.space, args.arch)  # bad input fails before the progress bar starts
+    training_config(args.epochs, args.seed, _typed_sets(args.config))
+
+    bar = tqdm(total=args.epochs, desc=f"train {args.space}", unit="epoch", file=sys.stderr,
+               disable=not args.progress)
+
+    def on_epoch(rec: dict) -> None:
+        test = "" if rec.get("test_acc") is None else f"  test acc {rec['test_acc']:6.2f}%"
+        bar.update(1)
+        bar.write(f"epoch {rec['epoch']:3d}  loss {rec['train_loss']:.4f}  train acc {rec['train_acc']:6.2f}%"
+                  f"{test}  lr {rec['lr']:.4g}  ({rec['seconds']:.1f} s)", file=sys.stdout)
+
+    try:
+        record = train_architecture(args.space, args.arch, data=args.data, epochs=args.epochs, out=args.out,
+                                    seed=args.seed, options=_typed_sets(args.set),
+                                    config_overrides=_typed_sets(args.config), on_epoch=on_epoch)
+    finally:
+        bar.close()
+    print(f"final train acc {record['train_acc']:.2f}%  test acc {record['test_acc']:.2f}%  "
+          f"params {record['params']:,}  ({record['wall_seconds']:.0f} s)  -> {Path(args.out) / 'result.json'}")
+    return 0
+
+
+def cmd_prepare(args) -> int:
+    from jnas.train.data import prepare
+
+    print(prepare(args.what, data_dir=args.dest))
+    return 0
+
+
 def cmd_data(args) -> int:
     if args.what != "nb201":
         raise JnasError(f"data {args.action}: got {args.what!r}, expected nb201 (NAS-Bench-Graph ships in its package)")
@@ -175,6 +242,28 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--arch", required=True, help="architecture string in the space's notation")
     q.set_defaults(func=cmd_query)
 
+    de = sub.add_parser("describe", help="params, FLOPs and activation bytes of one network (JSON; no training)")
+    de.add_argument("--space", required=True, help="nb201, nb101, darts, convnet, convnet-small, nago, rnag")
+    de.add_argument("--arch", required=True, help="architecture string in the space's notation")
+    de.add_argument("--dataset", default="cifar10", help="cifar10 (default), cifar100 or imagenet16-120")
+    de.add_argument("--seed", type=int, default=0, help="generator seed of a nago/rnag network")
+    de.add_argument("--set", action="append", metavar="KEY=VALUE", help="network option, e.g. channels=36")
+    de.set_defaults(func=cmd_describe)
+
+    t = sub.add_parser("train", help="train one architecture on real data; writes OUT/result.json")
+    t.add_argument("--space", required=True, help="nb201, nb101, darts, convnet, convnet-small, nago, rnag")
+    t.add_argument("--arch", required=True, help="architecture string in the space's notation")
+    t.add_argument("--data", default="cifar10_subset",
+                   help="cifar10_subset ($JNAS_DATA_DIR/cifar10_subset.npz), a prepared TFDS name, or an .npz path")
+    t.add_argument("--epochs", type=int, required=True)
+    t.add_argument("--out", required=True, help="result folder (holds checkpoints: a rerun resumes)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--set", action="append", metavar="KEY=VALUE", help="network option, e.g. channels=8")
+    t.add_argument("--config", action="append", metavar="KEY=VALUE",
+                   help="training option (TrainConfig field), e.g. batch_size=128 or lr=0.05")
+    t.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    t.set_defaults(func=cmd_train)
+
     ls = sub.add_parser("list", help="spaces, benchmarks, strategies, metrics")
     ls.add_argument("--metrics", action="store_true", help="also list every benchmark's metrics")
     ls.set_defaults(func=cmd_list)
@@ -188,6 +277,10 @@ def build_parser() -> argparse.ArgumentParser:
     h = dsub.add_parser("hashes", help="maintainers: download upstream files and print their sha256 (reads nothing)")
     h.add_argument("what", help="nb201")
     h.set_defaults(func=cmd_data)
+    pr = dsub.add_parser("prepare", help="one-time: turn an image dataset into TFDS array_record files")
+    pr.add_argument("what", help="cifar10_subset, an .npz path, or a TFDS dataset (cifar10: needs jnas[prepare])")
+    pr.add_argument("--dest", default=None, help="TFDS data dir (default: jnas's cache for arrays, TFDS's otherwise)")
+    pr.set_defaults(func=cmd_prepare)
     return p
 
 

@@ -23,7 +23,11 @@ _BUILDERS = {
     "convnet": "jnas.models.convnet",
     "convnet-small": "jnas.models.convnet",
     "nago": "jnas.models.nago",
+    "rnag": "jnas.models.nago",
 }
+
+#: spaces whose architecture is a generator configuration: the network also needs a seed and the input shape
+GENERATED = frozenset({"nago", "rnag"})
 
 
 def names() -> list[str]:
@@ -38,7 +42,9 @@ def build_network(space: str, arch, *, num_classes: int, rngs, **options):
     module = importlib.import_module(_BUILDERS[space])
     if space.startswith("convnet"):
         options.setdefault("space", space)
+    if space == "rnag":
+        options.setdefault("generator", "rnag")
     return module.build(arch, num_classes=num_classes, rngs=rngs, **options)
 
 
-__all__ = ["build_network", "names"]
+__all__ = ["GENERATED", "build_network", "names"]
