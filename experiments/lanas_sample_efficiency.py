@@ -57,10 +57,11 @@ def main():
     ap.add_argument("--bo-seeds", type=int, default=10, help="BO scores the whole space per step: fewer seeds")
     ap.add_argument("--no-ablations", action="store_true")
     ap.add_argument("--only-ablations", action="store_true")
+    ap.add_argument("--record", default=str(RESULTS / "lanas_sample_efficiency.json"), help="JSON record to extend")
     ap.add_argument("--fresh", action="store_true", help="discard the existing record instead of adding to it")
     args = ap.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / "lanas_sample_efficiency.json"
+    path = Path(args.record)
     # runs of separate benchmark subsets accumulate into one record
     out = json.loads(path.read_text()) if path.exists() and not args.fresh else {"table": {}, "ablations": {}}
     out["seeds"] = args.seeds
@@ -82,12 +83,13 @@ def main():
             rec["ratio_to_lanas"] = rec["samples_to_optimum_mean"] / base if base else float("nan")
         out["table"][bench] = rows
         plot(curves, RESULTS / f"lanas_curves_{bench.replace('/', '_')}.png")
-        save(out)
+        save(out, path)
 
     if not args.no_ablations:
         out["ablations"] = ablations(args)
+    out["ablation_budget"] = budgets(15625, args.quick)["lanas"]
     report(out)
-    save(out)
+    save(out, path)
 
 
 def ablations(args) -> dict:
@@ -120,9 +122,8 @@ def report(out: dict) -> None:
         print(f"{bench:18} " + " | ".join(cells))
 
 
-def save(out: dict) -> None:
+def save(out: dict, path: Path) -> None:
     """Written after every benchmark, so a long run keeps what it has finished."""
-    path = RESULTS / "lanas_sample_efficiency.json"
     path.write_text(json.dumps(out, indent=2) + "\n")
     print(f"wrote {path}", flush=True)
 

@@ -46,6 +46,7 @@ String form (raw cell, round-trippable)::
 
 from __future__ import annotations
 
+import functools
 import re
 
 import jax
@@ -188,27 +189,7 @@ class NB101Space(Space):
 
     def sample(self, key, n_tries: int = 8):
         """Rejection sampling, ``n_tries`` candidates per round (~73% of raw draws are valid)."""
-
-        def draw(k):
-            # One uniform draw per round: separate random calls cost compile time, not accuracy.
-            u = jax.random.uniform(k, (n_tries, _ROWS.size + N_VERTICES - 2))
-            bits = (u[:, : _ROWS.size] < 0.5).astype(jnp.uint8)
-            adj = jnp.zeros((n_tries, N_VERTICES, N_VERTICES), jnp.uint8).at[:, _ROWS, _COLS].set(bits)
-            inner = jnp.minimum(jnp.floor(u[:, _ROWS.size:] * len(OPS)), len(OPS) - 1).astype(jnp.int8)
-            io = jnp.broadcast_to(jnp.array([INPUT, OUTPUT], jnp.int8), (n_tries, 2))
-            ops = jnp.concatenate([io[:, :1], inner, io[:, 1:]], axis=1)
-            return adj, ops
-
-        def body(state):
-            i, arch, _ = state
-            cands = draw(jax.random.fold_in(key, i))
-            ok = jax.vmap(self.is_valid)(cands)
-            first = jax.tree.map(lambda x: x[jnp.argmax(ok)], cands)
-            return i + 1, first, ok.any()
-
-        init = (jnp.zeros((), jnp.int32), self.template(), jnp.zeros((), bool))
-        _, arch, _ = jax.lax.while_loop(lambda s: ~s[2], body, init)
-        return arch
+        return _sample(self, key, n_tries)
 
     def neighbours(self, arch):
         """36 one-edit rows (21 edge flips, 15 op settings); mask: valid, new and distinct cells."""
@@ -336,5 +317,31 @@ class NB101Space(Space):
         ga, gb = self.to_networkx(a, pruned=True), self.to_networkx(b, pruned=True)
         return nx.is_isomorphic(ga, gb, node_match=lambda x, y: x["op"] == y["op"])
 
+
+
+@functools.partial(jax.jit, static_argnums=(0, 2))
+def _sample(space, key, n_tries: int):
+    """``NB101Space.sample``, jitted once per (space, n_tries): an eager call must not retrace the loop."""
+
+    def draw(k):
+        # One uniform draw per round: separate random calls cost compile time, not accuracy.
+        u = jax.random.uniform(k, (n_tries, _ROWS.size + N_VERTICES - 2))
+        bits = (u[:, : _ROWS.size] < 0.5).astype(jnp.uint8)
+        adj = jnp.zeros((n_tries, N_VERTICES, N_VERTICES), jnp.uint8).at[:, _ROWS, _COLS].set(bits)
+        inner = jnp.minimum(jnp.floor(u[:, _ROWS.size:] * len(OPS)), len(OPS) - 1).astype(jnp.int8)
+        io = jnp.broadcast_to(jnp.array([INPUT, OUTPUT], jnp.int8), (n_tries, 2))
+        ops = jnp.concatenate([io[:, :1], inner, io[:, 1:]], axis=1)
+        return adj, ops
+
+    def body(state):
+        i, arch, _ = state
+        cands = draw(jax.random.fold_in(key, i))
+        ok = jax.vmap(space.is_valid)(cands)
+        first = jax.tree.map(lambda x: x[jnp.argmax(ok)], cands)
+        return i + 1, first, ok.any()
+
+    init = (jnp.zeros((), jnp.int32), space.template(), jnp.zeros((), bool))
+    _, arch, _ = jax.lax.while_loop(lambda s: ~s[2], body, init)
+    return arch
 
 NB101 = NB101Space()
