@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import shlex
@@ -66,7 +65,7 @@ from flax import nnx
 
 from jnas.benchmarks import get_benchmark
 from jnas.benchmarks.training import TrainingEvaluator
-from jnas.metrics import kendall_tau
+from jnas.metrics import kendall_tau, spearman
 from jnas.models import build_network
 from jnas.models.cost import count_params
 from jnas.models.nb201 import params_and_flops
@@ -86,30 +85,6 @@ PROFILES = {
 
 
 # ----- statistics ------------------------------------------------------------------------
-
-def average_ranks(x: np.ndarray) -> np.ndarray:
-    """1-based ranks of ``x`` (float ``[n]``), ties sharing their mean rank."""
-    x = np.asarray(x, np.float64)
-    order = np.argsort(x, kind="stable")
-    ranks = np.empty(len(x), np.float64)
-    ranks[order] = np.arange(1, len(x) + 1)
-    for v in np.unique(x):
-        tied = x == v
-        ranks[tied] = ranks[tied].mean()
-    return ranks
-
-
-def spearman(a, b) -> float:
-    """Spearman's rho (Pearson correlation of average ranks); NaN pairs dropped, NaN if one side is constant."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    keep = ~(np.isnan(a) | np.isnan(b))
-    if keep.sum() < 2:
-        return float("nan")
-    ra, rb = average_ranks(a[keep]), average_ranks(b[keep])
-    ra, rb = ra - ra.mean(), rb - rb.mean()
-    den = math.sqrt(float((ra**2).sum() * (rb**2).sum()))
-    return float((ra * rb).sum() / den) if den > 0 else float("nan")
-
 
 def bootstrap_interval(a, b, *, n_boot: int = 2000, seed: int = 0, level: float = 0.9) -> list[float]:
     """``level`` percentile interval of Spearman's rho over resamples of the cells (pairs kept together)."""

@@ -10,7 +10,7 @@ import pytest
 from jnas.benchmarks import get_benchmark
 from jnas.encodings import graph_tensors, path_encoding
 from jnas.errors import JnasError
-from jnas.metrics.ranking import kendall_tau
+from jnas.metrics.ranking import kendall_tau, spearman
 from jnas.predictors import GCN, MLPEnsemble, score_in_chunks
 
 
@@ -207,3 +207,17 @@ def test_score_in_chunks_whole_nb201_matches_direct(nb201, kind):
     assert mean.shape == var.shape == (15625,)
     np.testing.assert_allclose(mean, want_mean, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(var, want_var, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("levels", [3, 1000])
+def test_spearman_matches_scipy_with_ties_and_nan(levels):
+    from scipy.stats import spearmanr
+
+    rng = np.random.default_rng(levels)
+    a = rng.integers(0, levels, 60).astype(float)
+    b = rng.integers(0, levels, 60) + 0.5 * a
+    assert spearman(a, b) == pytest.approx(spearmanr(a, b).statistic, abs=1e-12)
+    a[[3, 9]] = np.nan
+    keep = ~np.isnan(a)
+    assert spearman(a, b) == pytest.approx(spearmanr(a[keep], b[keep]).statistic, abs=1e-12)
+    assert np.isnan(spearman(np.ones(5), np.arange(5.0)))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from jnas.errors import JnasError
@@ -70,3 +72,30 @@ def kendall_tau(a, b) -> float:
     if den == 0:
         return float("nan")
     return float((c - d) / np.sqrt(float(den)))
+
+
+def average_ranks(x: np.ndarray) -> np.ndarray:
+    """1-based ranks of ``x`` (float ``[n]``), ties sharing their mean rank."""
+    x = np.asarray(x, np.float64)
+    order = np.argsort(x, kind="stable")
+    ranks = np.empty(len(x), np.float64)
+    ranks[order] = np.arange(1, len(x) + 1)
+    for v in np.unique(x):
+        tied = x == v
+        ranks[tied] = ranks[tied].mean()
+    return ranks
+
+
+def spearman(a, b) -> float:
+    """Spearman's rho of two equal-length 1-D sequences: the Pearson correlation of average ranks.
+
+    Positions where either value is NaN are dropped; NaN when one side is constant.
+    """
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    keep = ~(np.isnan(a) | np.isnan(b))
+    if keep.sum() < 2:
+        return float("nan")
+    ra, rb = average_ranks(a[keep]), average_ranks(b[keep])
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    den = math.sqrt(float((ra**2).sum() * (rb**2).sum()))
+    return float((ra * rb).sum() / den) if den > 0 else float("nan")
