@@ -57,6 +57,7 @@ def main():
     ap.add_argument("--bo-seeds", type=int, default=10, help="BO scores the whole space per step: fewer seeds")
     ap.add_argument("--no-ablations", action="store_true")
     ap.add_argument("--only-ablations", action="store_true")
+    ap.add_argument("--ablation-budget", type=int, default=None, help="queries per ablation run (default: LaNAS's cap)")
     ap.add_argument("--record", default=str(RESULTS / "lanas_sample_efficiency.json"), help="JSON record to extend")
     ap.add_argument("--fresh", action="store_true", help="discard the existing record instead of adding to it")
     args = ap.parse_args()
@@ -87,15 +88,19 @@ def main():
 
     if not args.no_ablations:
         out["ablations"] = ablations(args)
-    out["ablation_budget"] = budgets(15625, args.quick)["lanas"]
+        out["ablation_budget"] = ablation_budget(args)
     report(out)
     save(out, path)
+
+
+def ablation_budget(args) -> int:
+    return args.ablation_budget or budgets(15625, args.quick)["lanas"]
 
 
 def ablations(args) -> dict:
     """Fig. 7 on ``nb201/cifar10``: tree height x ``n_select``, then ``cp``."""
     bench = "nb201/cifar10"
-    b = budgets(15625, args.quick)["lanas"]
+    b = ablation_budget(args)
     heights = (1, 3, 5, 7) if not args.quick else (1, 5)
     selects = (10, 20, 50, 100) if not args.quick else (20, 100)
     grid = {}
