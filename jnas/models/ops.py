@@ -7,6 +7,9 @@ feed a BatchNorm have no bias. BatchNorm follows PyTorch's defaults
 (``momentum=0.1`` in PyTorch's convention, i.e. flax ``momentum=0.9``;
 ``eps=1e-5``) and flax's mode switch: ``model.train()`` uses batch statistics
 and updates ``nnx.BatchStat`` running averages, ``model.eval()`` uses them.
+One difference remains: the running variance averages the biased batch
+variance (flax), where PyTorch uses the unbiased one (a factor n/(n-1) per
+update, < 0.1 % at batch 64 on 32x32 maps).
 """
 
 from __future__ import annotations
