@@ -343,3 +343,33 @@ def test_sharded_step_matches_single_device():
         assert a["train_loss"] == pytest.approx(b["train_loss"], abs=1e-6)
         assert a["train_acc"] == b["train_acc"] and a["test_acc"] == b["test_acc"]
     assert "TrainConfig.batch_size: got 18, expected a multiple of the number of devices (4)" in out["error"]
+
+
+class AuxNet(TinyNet):
+    """TinyNet with a second (auxiliary) head, returned beside the logits in training mode, like DARTS."""
+
+    def __init__(self, *, rngs):
+        super().__init__(channels=8, rngs=rngs)
+        self.aux = nnx.Linear(8, 2, rngs=rngs)
+        self.training = True
+
+    def __call__(self, x):
+        h = nnx.relu(self.bn(self.conv(x))).mean(axis=(1, 2))
+        logits = self.fc(h)
+        return (logits, self.aux(h)) if self.training else logits
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.4])
+def test_auxiliary_head_adds_its_weighted_loss(weight):
+    model = AuxNet(rngs=nnx.Rngs(0))
+    cfg = CFG.replace(aux_weight=weight, crop_pad=0, flip=False)
+    mean, std = np.zeros(3, np.float32), np.ones(3, np.float32)
+    opt = make_optimizer(cfg, 4)
+    _, state = split_model(model)
+    x, y = TRAIN[0][:16], TRAIN[1][:16]
+    _, _, metrics = make_train_step(compute_graphdef(model, train=True), opt, cfg, mean=mean, std=std)(
+        state, opt.init(state.params), x, y, jax.random.key(0))
+    logits, aux = AuxNet(rngs=nnx.Rngs(0))(jnp.asarray(x, jnp.float32) / 255.0)
+    want = cross_entropy(logits, y).mean() + weight * cross_entropy(aux, y).mean()
+    assert float(metrics["loss"]) == pytest.approx(float(want), rel=1e-5)
+    assert int(metrics["correct"]) == int((jnp.argmax(logits, -1) == y).sum())

@@ -133,7 +133,8 @@ def make_train_step(
     ``state``: ``ModelState``; ``x``: ``uint8 [B, H, W, C]``; ``y``: ``int32 [B]``;
     ``key``: PRNG key for augmentation. ``mean``/``std``: per-channel statistics in
     pixel/255 units. ``metrics``: ``loss`` (mean cross-entropy with label smoothing,
-    float32), ``correct`` (int32 count of argmax hits) and ``grad_norm`` (global L2
+    float32; plus ``config.aux_weight`` times the auxiliary head's, if the network has
+    one), ``correct`` (int32 count of argmax hits) and ``grad_norm`` (global L2
     norm of the loss gradient before clipping). With a ``mesh`` the batch is sharded
     on its ``data`` axis and the rest replicated; ``donate`` lets the step reuse the
     input state's buffers (the inputs are then invalid after the call).
@@ -150,9 +151,15 @@ def make_train_step(
 
         def loss_fn(params, rest):
             model = nnx.merge(graphdef, _cast_floats(params, cdtype) if config.bf16 else params, rest, copy=True)
-            logits = model(xa.astype(cdtype)).astype(jnp.float32)
+            out = model(xa.astype(cdtype))
+            # networks with an auxiliary head (DARTS) return (logits, aux_logits) in training mode
+            logits, aux = out if isinstance(out, tuple) else (out, None)
+            logits = logits.astype(jnp.float32)
+            loss = cross_entropy(logits, y, smoothing).mean()
+            if aux is not None:
+                loss = loss + config.aux_weight * cross_entropy(aux.astype(jnp.float32), y, smoothing).mean()
             _, _, rest = nnx.split(model, nnx.Param, ...)
-            return cross_entropy(logits, y, smoothing).mean(), (logits, rest)
+            return loss, (logits, rest)
 
         (loss, (logits, rest)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, state.rest)
         updates, opt_state = optimizer.update(grads, opt_state, state.params)

@@ -45,6 +45,8 @@ class TrainConfig:
     weight_decay: L2 coefficient added to the gradient before momentum.
     decay_norm_and_bias: also decay 0/1-d parameters (BatchNorm scale/bias, biases), as PyTorch does.
     label_smoothing: mass spread uniformly over the classes, in [0, 1).
+    aux_weight: weight of the auxiliary head's loss for networks that return ``(logits, aux_logits)``
+        in training mode (DARTS with ``auxiliary=True``; DARTS uses 0.4). Ignored otherwise.
     grad_clip: clip the loss gradient to this global L2 norm (``None``: no clipping).
     crop_pad, flip, cutout_size: augmentation (pixels of zero padding before a random crop,
         random horizontal flip, side of the cutout square; 0 disables).
@@ -64,6 +66,7 @@ class TrainConfig:
     weight_decay: float = 5e-4
     decay_norm_and_bias: bool = True
     label_smoothing: float = 0.0
+    aux_weight: float = 0.4
     grad_clip: float | None = None
     crop_pad: int = 4
     flip: bool = True
@@ -98,6 +101,7 @@ class TrainConfig:
             _is_real(self.label_smoothing) and 0 <= self.label_smoothing < 1,
             "a number in [0, 1)",
         )
+        check("aux_weight", _is_real(self.aux_weight) and self.aux_weight >= 0, "a finite number >= 0")
         check("grad_clip", self.grad_clip is None or (_is_real(self.grad_clip) and self.grad_clip > 0), "None or > 0")
         check("crop_pad", _is_int(self.crop_pad) and self.crop_pad >= 0, "an integer >= 0")
         check("flip", isinstance(self.flip, bool), "True or False")
