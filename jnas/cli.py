@@ -284,8 +284,26 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _persistent_compile_cache() -> None:
+    """Keep compiled programs (initialisers, train steps) across ``jnas`` calls in the user cache.
+
+    Off when ``JNAS_NO_COMPILE_CACHE`` is set (the tests do); a user's own
+    ``JAX_COMPILATION_CACHE_DIR`` is left to jax.
+    """
+    import os
+
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR") or os.environ.get("JNAS_NO_COMPILE_CACHE"):
+        return
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", str(Path.home() / ".cache" / "jnas" / "xla"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in ("describe", "train"):
+        _persistent_compile_cache()
     try:
         return args.func(args)
     except JnasError as e:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 _default = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 os.environ.setdefault("JNAS_DATA_DIR", str(_default))
+os.environ.setdefault("JNAS_NO_COMPILE_CACHE", "1")  # the CLI must not write to the user cache from tests
 
 # Property tests draw the same examples on every run, so CI results are reproducible.
 from hypothesis import settings  # noqa: E402

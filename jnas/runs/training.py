@@ -1,8 +1,8 @@
 """One architecture, built or trained: what ``jnas describe`` and ``jnas train`` run.
 
-``describe_architecture`` builds the network abstractly (``nnx.eval_shape``:
-shapes only, no weights drawn, nothing compiled) and counts its parameters,
-FLOPs and activation bytes per image. ``train_architecture`` builds it for
+``describe_architecture`` builds the network (no training step is compiled;
+only the weight initialisers run) and counts its parameters, FLOPs and
+activation bytes per image by tracing one forward pass. ``train_architecture`` builds it for
 real, trains it on a dataset and writes ``result.json``.
 """
 
@@ -56,6 +56,7 @@ def describe_architecture(space_name: str, text: str, *, dataset: str = "cifar10
     forward pass. ``dataset`` fixes the input shape and the classifier width.
     ``seed`` is the generator seed of ``nago``/``rnag`` networks (ignored elsewhere).
     """
+    import jax
     from flax import nnx
 
     from jnas.models import build_network
@@ -66,7 +67,10 @@ def describe_architecture(space_name: str, text: str, *, dataset: str = "cifar10
     shape, classes = DATASETS[dataset]
     space, arch = parse_arch(space_name, text)
     opts = _model_options(space_name, seed, shape, options)
-    model = nnx.eval_shape(lambda: build_network(space_name, arch, num_classes=classes, rngs=nnx.Rngs(0), **opts))
+    # Real weights from an RBG key: its initialisers compile ~3x faster than threefry's on CPU, and an
+    # abstract build (nnx.eval_shape) slows down quadratically with the network's size in flax 0.12.
+    rngs = nnx.Rngs(jax.random.key(0, impl="rbg"))
+    model = build_network(space_name, arch, num_classes=classes, rngs=rngs, **opts)
     out = {"space": space_name, "arch": space.to_string(arch), "dataset": dataset, "input_shape": list(shape),
            "num_classes": classes}
     out.update(describe(model, shape))
