@@ -296,7 +296,9 @@ def _persistent_compile_cache() -> None:
         return
     import jax
 
-    jax.config.update("jax_compilation_cache_dir", str(Path.home() / ".cache" / "jnas" / "xla"))
+    from jnas.paths import user_cache
+
+    jax.config.update("jax_compilation_cache_dir", str(user_cache() / "xla"))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
 
 

@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from flax import nnx
+from helpers import apply_jit as _apply
+from helpers import real_weights as _real
 
 from jnas.benchmarks.datadir import data_file
 from jnas.errors import JnasError
@@ -17,30 +19,6 @@ from jnas.spaces.nb201 import NB201, OPS
 NONE, SKIP, CONV1, CONV3, POOL = range(5)
 #: dataset -> (classes, input shape) as in NAS-Bench-201
 DATASETS = {"cifar10": (10, (32, 32, 3)), "cifar100": (100, (32, 32, 3)), "ImageNet16-120": (120, (16, 16, 3))}
-
-
-def _real(make, seed=0):
-    """``make()`` with weights drawn by numpy (no XLA compilation of initialisers: fast)."""
-    graphdef, state = nnx.split(nnx.eval_shape(make))
-    rng = np.random.default_rng(seed)
-
-    def fill(path, a):
-        name = jax.tree_util.keystr(path)
-        if "['var']" in name:
-            return jnp.ones(a.shape, a.dtype)
-        if "['mean']" in name:
-            return jnp.zeros(a.shape, a.dtype)
-        if "['scale']" in name:
-            return jnp.asarray(1 + 0.1 * rng.normal(size=a.shape), a.dtype)
-        fan_in = max(1, int(np.prod(a.shape[:-1])))
-        return jnp.asarray(rng.normal(size=a.shape) / np.sqrt(fan_in), a.dtype)
-
-    return nnx.merge(graphdef, jax.tree_util.tree_map_with_path(fill, state))
-
-
-def _apply(module, x):
-    graphdef, state = nnx.split(module)
-    return jax.jit(lambda s, x: nnx.merge(graphdef, s)(x))(state, x)
 
 
 def _images(shape, seed=0):

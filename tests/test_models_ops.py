@@ -5,6 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
+from helpers import apply_jit as _apply
+from helpers import real_weights as _real
 
 from jnas.errors import JnasError
 from jnas.models import cost, ops
@@ -13,31 +15,6 @@ from jnas.spaces import darts
 
 def _x(shape=(2, 8, 8, 4), seed=0):
     return jnp.asarray(np.random.default_rng(seed).normal(size=shape), jnp.float32)
-
-
-def _real(make, seed=0):
-    """``make()`` with weights drawn by numpy (no XLA compilation of initialisers: fast)."""
-    graphdef, state = nnx.split(nnx.eval_shape(make))
-    rng = np.random.default_rng(seed)
-
-    def fill(path, a):
-        name = jax.tree_util.keystr(path)
-        if "['var']" in name:
-            return jnp.ones(a.shape, a.dtype)
-        if "['mean']" in name:
-            return jnp.zeros(a.shape, a.dtype)
-        if "['scale']" in name:
-            return jnp.asarray(1 + 0.1 * rng.normal(size=a.shape), a.dtype)
-        fan_in = max(1, int(np.prod(a.shape[:-1])))
-        return jnp.asarray(rng.normal(size=a.shape) / np.sqrt(fan_in), a.dtype)
-
-    return nnx.merge(graphdef, jax.tree_util.tree_map_with_path(fill, state))
-
-
-def _apply(module, x):
-    """``module(x)`` through one jit (compiles one program instead of one per op)."""
-    graphdef, state = nnx.split(module)
-    return jax.jit(lambda s, x: nnx.merge(graphdef, s)(x))(state, x)
 
 
 def _shape(module, x):

@@ -13,6 +13,7 @@ import numpy as np
 import optax
 import pytest
 from flax import nnx
+from helpers import two_class_images as make_data
 
 from jnas.errors import JnasError
 from jnas.train import checkpoint
@@ -40,15 +41,6 @@ class TinyNet(nnx.Module):
     def __call__(self, x):
         h = nnx.relu(self.bn(self.conv(x)))
         return self.fc(self.drop(h.mean(axis=(1, 2))))
-
-
-def make_data(n, seed, size=8):
-    """Two classes told apart by brightness (85 vs 170) under Gaussian noise of std 40."""
-    rng = np.random.default_rng(seed)
-    y = (np.arange(n) % 2).astype(np.int32)
-    base = np.where(y == 1, 170.0, 85.0)[:, None, None, None]
-    x = np.clip(base + rng.normal(0.0, 40.0, (n, size, size, 3)), 0, 255).astype(np.uint8)
-    return x, y
 
 
 TRAIN, TEST = make_data(64, 0), make_data(32, 1)

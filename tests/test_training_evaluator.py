@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
+from helpers import two_class_images as make_data
 
 from jnas.benchmarks.training import TrainingEvaluator
 from jnas.errors import JnasError
@@ -18,15 +19,6 @@ from jnas.train.loop import count_params, split_model
 from jnas.train.optim import TrainConfig
 
 NB201 = get_space("nb201")
-
-
-def make_data(n, seed, size=8):
-    """Two classes told apart by brightness (85 vs 170) under Gaussian noise of std 40."""
-    rng = np.random.default_rng(seed)
-    y = (np.arange(n) % 2).astype(np.int32)
-    base = np.where(y == 1, 170.0, 85.0)[:, None, None, None]
-    x = np.clip(base + rng.normal(0.0, 40.0, (n, size, size, 3)), 0, 255).astype(np.uint8)
-    return x, y
 
 
 DATA = (make_data(48, 0), make_data(16, 1))

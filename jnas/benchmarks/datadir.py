@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from jnas.errors import JnasError
-
-
-def data_dir() -> Path:
-    """The folder holding benchmark tables (not necessarily existing yet)."""
-    env = os.environ.get("JNAS_DATA_DIR")
-    if env:
-        return Path(env).expanduser()
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(cache) / "jnas"
+from jnas.paths import data_dir
 
 
 def data_file(name: str, fetch_hint: str) -> Path:

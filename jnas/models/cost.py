@@ -151,14 +151,20 @@ def _walk(jaxpr: Jaxpr, in_flags: list[int]):
     return flops, nbytes, flags_of(jaxpr.outvars)
 
 
-def _trace(model: nnx.Module, input_shape) -> tuple[int, int]:
-    """(FLOPs, activation bytes) of one inference-mode forward pass of one image."""
+def image_shape(input_shape) -> tuple[int, int, int]:
+    """``input_shape`` as ``(H, W, C)`` positive ints, or a one-line error naming ``input_shape``."""
     try:
         shape = tuple(int(d) for d in input_shape)
     except (TypeError, ValueError):
         shape = ()
     if len(shape) != 3 or min(shape) < 1:
         raise bad_argument("input_shape", input_shape, "(H, W, C) of one image, e.g. (32, 32, 3)")
+    return shape
+
+
+def _trace(model: nnx.Module, input_shape) -> tuple[int, int]:
+    """(FLOPs, activation bytes) of one inference-mode forward pass of one image."""
+    shape = image_shape(input_shape)
     view = nnx.view(model, use_running_average=True, deterministic=True, raise_if_not_found=False)
     graphdef, params, stats, rest = nnx.split(view, nnx.Param, nnx.BatchStat, ...)
 

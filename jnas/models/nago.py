@@ -59,7 +59,7 @@ import numpy as np
 from flax import nnx
 
 from jnas.errors import JnasError, bad_argument
-from jnas.models.cost import activation_bytes_per_image
+from jnas.models.cost import activation_bytes_per_image, image_shape
 from jnas.models.ops import Identity, Pool, ReLUConvBN, batch_norm, conv
 from jnas.spaces.nago import MERGES, SPACES, NetworkGraphs, generate
 
@@ -492,12 +492,7 @@ def activation_bytes(graphs: NetworkGraphs, channel_ratio, multiplier: int, *, n
 
 
 def _input_shape(input_shape, n_stages: int) -> tuple[int, int, int]:
-    try:
-        shape = tuple(int(d) for d in input_shape)
-    except (TypeError, ValueError):
-        shape = ()
-    if len(shape) != 3 or min(shape) < 1:
-        raise bad_argument("input_shape", input_shape, "(H, W, C) of one image, e.g. (32, 32, 3)")
+    shape = image_shape(input_shape)
     h, w, _ = shape
     stem = 4 if h >= LARGE_IMAGE else 1
     if min(h, w) // stem < 2 ** (n_stages - 1):

@@ -37,6 +37,7 @@ import tensorflow_datasets as tfds
 from tensorflow_datasets.core import file_adapters
 from tensorflow_datasets.core import registered as tfds_registered
 
+from jnas import paths
 from jnas.errors import JnasError, bad_argument
 
 ARRAYS_VERSION = "1.0.0"
@@ -67,19 +68,7 @@ _FINGERPRINT = re.compile(r"jnas arrays sha256:([0-9a-f]{64})")
 def tfds_cache_dir() -> str:
     """Where array datasets are written: ``$JNAS_TFDS_DIR``, else ``~/.cache/jnas/tfds``."""
     env = os.environ.get("JNAS_TFDS_DIR")
-    if env:
-        return str(Path(env).expanduser())
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return str(Path(cache) / "jnas" / "tfds")
-
-
-def _jnas_data_dir() -> Path:
-    # Same rule as jnas.benchmarks.datadir; not imported because train sits below benchmarks.
-    env = os.environ.get("JNAS_DATA_DIR")
-    if env:
-        return Path(env).expanduser()
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(cache) / "jnas"
+    return str(Path(env).expanduser() if env else paths.user_cache() / "tfds")
 
 
 def _base_name(name: str) -> str:
@@ -98,7 +87,7 @@ def _is_tfds_builder(name: str) -> bool:
 def _npz_source(name: str) -> Path | None:
     """The ``.npz`` file behind ``name``, or None when ``name`` is not an array dataset file."""
     if name in LOCAL_DATASETS:
-        path = _jnas_data_dir() / LOCAL_DATASETS[name]
+        path = paths.data_dir() / LOCAL_DATASETS[name]
         if not path.is_file():
             raise JnasError(
                 f"dataset {name!r} needs {LOCAL_DATASETS[name]} in {path.parent} "
