@@ -114,8 +114,8 @@ def test_array_inputs_are_validated(tmp_path):
 @pytest.fixture(scope="module")
 def subset_npz():
     path = Path(os.environ["JNAS_DATA_DIR"]) / "cifar10_subset.npz"
-    if not path.is_file():
-        pytest.skip(f"cifar10_subset.npz not in JNAS_DATA_DIR={path.parent} (see shared/data/README.md §6)")
+    # missing data fails, never skips (tests/conftest.py)
+    assert path.is_file(), f"cifar10_subset.npz not in JNAS_DATA_DIR={path.parent} (see shared/data/README.md §6)"
     with np.load(path) as z:
         return {k: z[k] for k in ("x_train", "y_train", "x_test", "y_test")}
 
