@@ -15,8 +15,6 @@ iteration, 5 members of 10 × 20, 100 candidates.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import jax
 import jax.numpy as jnp
 
@@ -25,11 +23,6 @@ from jnas.errors import JnasError
 from jnas.predictors.mlp import MLPEnsemble
 from jnas.strategies import model_based as mb
 from jnas.strategies.base import Option, Strategy, select
-
-
-class BananasState(NamedTuple):
-    obs: mb.Observations
-    t: jax.Array  # int32[] steps taken
 
 
 class Bananas(Strategy):
@@ -63,7 +56,7 @@ class Bananas(Strategy):
 
     def init(self, key):
         cap = -(-self.budget // self.batch_size) * self.batch_size
-        return BananasState(mb.empty(self.space, cap), jnp.int32(0))
+        return mb.SurrogateState(mb.empty(self.space, cap), jnp.int32(0))
 
     def ask(self, state, key):
         k_init, k_fit, k_par, k_mut, k_ts = jax.random.split(key, 5)
@@ -90,4 +83,4 @@ class Bananas(Strategy):
         return archs, state
 
     def tell(self, state, archs, values):
-        return BananasState(mb.record(self.space, state.obs, archs, values), state.t + 1)
+        return mb.SurrogateState(mb.record(self.space, state.obs, archs, values), state.t + 1)

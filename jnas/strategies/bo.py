@@ -22,8 +22,6 @@ marginals).
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import jax
 import jax.numpy as jnp
 
@@ -35,11 +33,6 @@ from jnas.strategies.base import Option, Strategy, select
 
 ACQUISITIONS = ("ei", "pi", "ucb", "ts")
 ONEHOT_LENGTHSCALE = (0.1, 10.0)
-
-
-class BOState(NamedTuple):
-    obs: mb.Observations
-    t: jax.Array  # int32[] steps taken
 
 
 class BayesianOptimisation(Strategy):
@@ -69,7 +62,7 @@ class BayesianOptimisation(Strategy):
 
     def init(self, key):
         cap = -(-self.budget // self.q) * self.q
-        return BOState(mb.empty(self.space, cap), jnp.int32(0))
+        return mb.SurrogateState(mb.empty(self.space, cap), jnp.int32(0))
 
     def _candidates(self, key, obs):
         """(archs or None, features, ids) of the candidate set."""
@@ -114,4 +107,4 @@ class BayesianOptimisation(Strategy):
         return select(obs.n < self.n_init, fresh, chosen), state
 
     def tell(self, state, archs, values):
-        return BOState(mb.record(self.space, state.obs, archs, values), state.t + 1)
+        return mb.SurrogateState(mb.record(self.space, state.obs, archs, values), state.t + 1)

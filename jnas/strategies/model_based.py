@@ -25,6 +25,13 @@ class Observations(NamedTuple):
     queried: jax.Array  # bool[size] (enumerable spaces) or bool[1]
 
 
+class SurrogateState(NamedTuple):
+    """State of a surrogate-driven strategy (``bo``, ``bananas``): its observations and step counter."""
+
+    obs: Observations
+    t: jax.Array  # int32[] steps taken
+
+
 def empty(space, budget: int) -> Observations:
     """An empty buffer for ``budget`` observations of ``space``."""
     tmpl = space.template()
