@@ -299,10 +299,12 @@ def test_build_meets_the_parameter_limit_and_is_reproducible():
 
 def test_rnag_network_and_registry_options():
     arch = np.array([10, 4, 75, 10, 4, 75, 10, 4, 75], np.int16)
-    model = nnx.eval_shape(lambda: build_network("nago", arch, num_classes=3, rngs=nnx.Rngs(0), generator="rnag",
+    model = nnx.eval_shape(lambda: build_network("rnag", arch, num_classes=3, rngs=nnx.Rngs(0),
                                                  param_limit=5e4, input_shape=SMALL))
     assert count_params(model) <= 5e4 and model.channels[1] == 2 * model.channels[0]
     assert abstract_forward(model, (4, *SMALL)) == (4, 3)
+    with pytest.raises(JnasError, match="generator: .*fixes it to 'hnag'"):
+        build_network("nago", arch, num_classes=3, rngs=nnx.Rngs(0), generator="rnag")
     with pytest.raises(JnasError, match="9 integers"):
         net.build(arch[:8], num_classes=3, rngs=nnx.Rngs(0), generator="rnag")
     with pytest.raises(JnasError, match="generator"):

@@ -13,17 +13,17 @@ from __future__ import annotations
 
 import importlib
 
-from jnas.errors import unknown_name
+from jnas.errors import bad_argument, unknown_name
 
-# space name -> module holding ``build``; imported lazily (flax import is slow)
+# space name -> (module holding ``build``, options that space fixes); imported lazily (flax import is slow)
 _BUILDERS = {
-    "nb201": "jnas.models.nb201",
-    "nb101": "jnas.models.nb101",
-    "darts": "jnas.models.darts",
-    "convnet": "jnas.models.convnet",
-    "convnet-small": "jnas.models.convnet",
-    "nago": "jnas.models.nago",
-    "rnag": "jnas.models.nago",
+    "nb201": ("jnas.models.nb201", {}),
+    "nb101": ("jnas.models.nb101", {}),
+    "darts": ("jnas.models.darts", {}),
+    "convnet": ("jnas.models.convnet", {"space": "convnet"}),
+    "convnet-small": ("jnas.models.convnet", {"space": "convnet-small"}),
+    "nago": ("jnas.models.nago", {"generator": "hnag"}),
+    "rnag": ("jnas.models.nago", {"generator": "rnag"}),
 }
 
 #: spaces whose architecture is a generator configuration: the network also needs a seed and the input shape
@@ -39,12 +39,10 @@ def build_network(space: str, arch, *, num_classes: int, rngs, **options):
     """The network of ``arch`` in ``space`` (see the space's ``build`` for ``options``)."""
     if space not in _BUILDERS:
         raise unknown_name("network space", space, _BUILDERS)
-    module = importlib.import_module(_BUILDERS[space])
-    if space.startswith("convnet"):
-        options.setdefault("space", space)
-    if space == "rnag":
-        options.setdefault("generator", "rnag")
-    return module.build(arch, num_classes=num_classes, rngs=rngs, **options)
+    module, fixed = _BUILDERS[space]
+    for name in fixed.keys() & options.keys():
+        raise bad_argument(name, options[name], f"no value: the space {space!r} fixes it to {fixed[name]!r}")
+    return importlib.import_module(module).build(arch, num_classes=num_classes, rngs=rngs, **fixed, **options)
 
 
 __all__ = ["GENERATED", "build_network", "names"]
