@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
-from jnas.errors import JnasError
+from jnas.errors import Interrupted, JnasError
 
 
 def _parse_sets(items: list[str]) -> dict:
@@ -21,21 +20,55 @@ def _parse_sets(items: list[str]) -> dict:
 
 
 def _progress_bar(total: int, desc: str, enabled: bool):
+    """``(update(n_done, note), close)`` of a seeds bar; ``note="compiling"`` shows while XLA compiles."""
     if not enabled:
         return None, lambda: None
     from tqdm import tqdm
 
     bar = tqdm(total=total, desc=desc, unit="seed", file=sys.stderr, leave=False)
 
-    def update(done: int):
+    def update(done: int, note: str | None = None):
+        bar.set_postfix_str("compiling…" if note == "compiling" else "", refresh=False)
         bar.update(done - bar.n)
+        bar.refresh()
 
     return update, bar.close
 
 
+def _strategy_list(text: str) -> list[str]:
+    names = [s.strip() for s in text.split(",")]
+    if not all(names):
+        raise JnasError(f"--strategy: got {text!r}, expected one or more strategy names separated by commas")
+    dup = next((n for n in names if names.count(n) > 1), None)
+    if dup:
+        raise JnasError(f"--strategy: {dup!r} is listed twice")
+    return names
+
+
+def _split_options(names: list[str], options: dict) -> tuple[dict[str, dict], dict[str, list[str]]]:
+    """Each strategy's share of ``--set`` options, and for each key the strategies it applies to.
+
+    A key that no listed strategy declares is an error naming it.
+    """
+    from jnas.strategies import get_strategy
+
+    known = {n: {o.name for o in get_strategy(n).options} for n in names}
+    applies = {k: [n for n in names if k in known[n]] for k in options}
+    if len(names) > 1:
+        for k, where in applies.items():
+            if not where:
+                valid = sorted(set().union(*known.values()))
+                raise JnasError(f"--set {k}: unknown option for strategies {', '.join(names)}; "
+                                f"valid options: {', '.join(valid) or 'none'}")
+    shares = {n: ({k: v for k, v in options.items() if k in known[n]} if len(names) > 1 else options)
+              for n in names}
+    return shares, applies
+
+
 def cmd_search(args) -> int:
-    from jnas.runs.compare import plot, table
-    from jnas.runs.search import search
+    from jnas.runs.compare import table
+    from jnas.runs.folder import prepare_folder
+    from jnas.runs.search import default_chunk, plan_search, run_plan
 
     if args.budget < 1:
         raise JnasError(f"--budget: got {args.budget}, expected a positive integer")
@@ -45,45 +78,81 @@ def cmd_search(args) -> int:
         import jax
 
         jax.config.update("jax_enable_x64", True)
-    strategies = [s for s in args.strategy.split(",") if s]
-    options = _parse_sets(args.set)
+    strategies = _strategy_list(args.strategy)
+    shares, applies = _split_options(strategies, _parse_sets(args.set))
+    # everything is checked before anything runs: a bad option of the last strategy costs nothing
+    plans = [
+        plan_search(args.benchmark, name, args.budget, seeds=args.seeds, metric=args.metric, fidelity=args.fidelity,
+                    options=shares[name], seed0=args.seed0, prng=args.prng, float64=args.float64,
+                    chunk=default_chunk(args.seeds), allow_test_metric=args.allow_test_metric)
+        for name in strategies
+    ]
+    if args.plot:
+        _check_plot_path(args.plot)
+    out = prepare_folder(args.out)
+    if len(plans) > 1:
+        _open_parent_folder(out, plans, args.overwrite)
+        for k, where in applies.items():
+            if len(where) < len(strategies):
+                print(f"--set {k} applies to {', '.join(where)} only", file=sys.stderr)
     results = []
-    for name in strategies:
-        chunk = math.ceil(args.seeds / 10) if args.progress and args.seeds >= 10 else None
-        update, close = _progress_bar(args.seeds, f"{name} on {args.benchmark}", chunk is not None)
+    for plan in plans:
+        name = plan.strategy.name
+        folder = out if len(plans) == 1 else out / name
+        update, close = _progress_bar(args.seeds, f"{name} on {args.benchmark}", args.progress)
         try:
-            res = search(
-                args.benchmark, name, args.budget, seeds=args.seeds, metric=args.metric, fidelity=args.fidelity,
-                options=options if len(strategies) == 1 else _options_for(name, options), seed0=args.seed0,
-                prng=args.prng, float64=args.float64, chunk=chunk, progress=update,
-            )
+            res = run_plan(plan, folder, overwrite=args.overwrite, progress=update)
         finally:
             close()
-        out = Path(args.out) if len(strategies) == 1 else Path(args.out) / name
-        res.save(out)
         results.append(res)
-        print(f"wrote {out}/summary.json", file=sys.stderr)
+        done = "read back (the run was already complete)" if res.origin == "read" else "wrote"
+        print(f"{done} {folder}/summary.json", file=sys.stderr)
     print(table(results))
     if args.plot:
+        from jnas.runs.compare import plot
+
         print(f"plot: {plot(results, args.plot)}", file=sys.stderr)
     return 0
 
 
-def _options_for(name: str, options: dict) -> dict:
-    """With several strategies, pass each only the options it declares."""
-    from jnas.strategies import get_strategy
+def _check_plot_path(path: str) -> None:
+    """A ``--plot`` path whose folder cannot be written fails before the search, not after it."""
+    try:
+        from jnas.runs.compare import check_writable_plot
+    except ImportError:  # pragma: no cover - older compare module
+        from jnas.runs.folder import prepare_folder
 
-    known = {o.name for o in get_strategy(name).options}
-    return {k: v for k, v in options.items() if k in known}
+        prepare_folder(Path(path).parent, "--plot")
+        return
+    check_writable_plot(path)
+
+
+def _open_parent_folder(out: Path, plans, overwrite: bool) -> None:
+    """The folder of a several-strategy search holds one subfolder per strategy and their shared spec."""
+    from jnas.runs.folder import ResultFolder
+
+    spec = {"kind": "tabular-search-group", "strategies": [p.strategy.name for p in plans],
+            **{p.strategy.name: p.spec for p in plans}}
+    parent = ResultFolder(out, spec)
+    if parent.held_spec() is None and any((out / n).exists() for n in ("summary.json", "trajectory.npz")):
+        if not overwrite:
+            raise JnasError(f"--out: {str(out)!r} holds the result of a single search; "
+                            "use another folder or add --overwrite")
+    parent.open(overwrite)
 
 
 def cmd_compare(args) -> int:
-    from jnas.runs.compare import load_all, plot, table
+    from jnas.runs.compare import check_writable_plot, folder_labels, load_all, mismatch_warning, plot, table
 
+    if args.plot:
+        check_writable_plot(args.plot)
     results = load_all(args.dirs)
+    warning = mismatch_warning(results)
+    if warning:
+        print(f"jnas: warning: {warning}", file=sys.stderr)
     print(table(results))
     if args.plot:
-        print(f"plot: {plot(results, args.plot, labels=[Path(d).name for d in args.dirs])}", file=sys.stderr)
+        print(f"plot: {plot(results, args.plot, labels=folder_labels(args.dirs))}", file=sys.stderr)
     return 0
 
 
@@ -99,10 +168,12 @@ def cmd_list(args) -> int:
     if args.metrics:
         for name in benchmarks.names():
             b = benchmarks.get_benchmark(name)
-            print(f"{name} (search default {b.search_metric[0]}@{b.search_metric[1]})")
+            metric, fid = b.search_metric
+            print(f"{name} (search default {metric}{'' if fid is None else f'@{fid}'})")
             for m in b.metrics.values():
                 fid = "" if m.fidelity is None else f"@{m.fidelity}"
-                print(f"  {m.name}{fid}: {m.description} [{m.unit}] coverage {m.coverage}/{b.n_rows}, "
+                unit = f" [{m.unit}]" if m.unit else ""
+                print(f"  {m.name}{fid}: {m.description}{unit} coverage {m.coverage}/{b.n_rows}, "
                       f"optimum {m.optimum:.4f}")
     else:
         print("metrics:    jnas list --metrics (loads every benchmark table)")
@@ -164,30 +235,41 @@ def cmd_describe(args) -> int:
 def cmd_train(args) -> int:
     from tqdm import tqdm
 
+    from jnas.models import check_network_options
     from jnas.runs.training import parse_arch, train_architecture, training_config
+    from jnas.train.loop import CheckpointMismatch
 
     if args.epochs < 1:
         raise JnasError(f"--epochs: got {args.epochs}, expected a positive integer")
     parse_arch(args.space, args.arch)  # bad input fails before the progress bar starts
     training_config(args.epochs, args.seed, _typed_sets(args.config))
+    check_network_options(args.space, _typed_sets(args.set))
 
-    bar = tqdm(total=args.epochs, desc=f"train {args.space}", unit="epoch", file=sys.stderr,
-               disable=not args.progress)
+    # One bar on stderr, drawn once per epoch and gone at the end (only on a terminal: a log gets no bar);
+    # each epoch's line goes to stdout once.
+    bar = tqdm(total=args.epochs, desc=f"train {args.space}", unit="epoch", file=sys.stderr, leave=False,
+               mininterval=0, disable=None if args.progress else True)
 
     def on_epoch(rec: dict) -> None:
         test = "" if rec.get("test_acc") is None else f"  test acc {rec['test_acc']:6.2f}%"
-        bar.update(1)
-        bar.write(f"epoch {rec['epoch']:3d}  loss {rec['train_loss']:.4f}  train acc {rec['train_acc']:6.2f}%"
-                  f"{test}  lr {rec['lr']:.4g}  ({rec['seconds']:.1f} s)", file=sys.stdout)
+        bar.clear()
+        print(f"epoch {rec['epoch']:3d}  loss {rec['train_loss']:.4f}  train acc {rec['train_acc']:6.2f}%"
+              f"{test}  lr {rec['lr']:.4g}  ({rec['seconds']:.1f} s)", flush=True)
+        bar.update(rec["epoch"] - bar.n)  # a resumed run starts past epoch 0
 
     try:
         record = train_architecture(args.space, args.arch, data=args.data, epochs=args.epochs, out=args.out,
                                     seed=args.seed, options=_typed_sets(args.set),
                                     config_overrides=_typed_sets(args.config), on_epoch=on_epoch)
+    except CheckpointMismatch as e:
+        raise JnasError(f"--out {args.out} holds a checkpoint of a different run ({'; '.join(e.differences)}); "
+                        "use another --out or delete it") from None
     finally:
         bar.close()
+    resumed = f"  resumed after epoch {record['resumed_from']}" if record["resumed_from"] else ""
     print(f"final train acc {record['train_acc']:.2f}%  test acc {record['test_acc']:.2f}%  "
-          f"params {record['params']:,}  ({record['wall_seconds']:.0f} s)  -> {Path(args.out) / 'result.json'}")
+          f"params {record['params']:,}  ({record['wall_seconds']:.0f} s){resumed}  "
+          f"-> {Path(args.out) / 'result.json'}")
     return 0
 
 
@@ -199,17 +281,32 @@ def cmd_prepare(args) -> int:
 
 
 def cmd_data(args) -> int:
+    if args.action == "status":
+        from jnas.benchmarks.datadir import status_lines
+
+        print("\n".join(status_lines()[0]))
+        return 0
     if args.what != "nb201":
         raise JnasError(f"data {args.action}: got {args.what!r}, expected nb201 (NAS-Bench-Graph ships in its package)")
-    from jnas.benchmarks.fetch import fetch_nb201, hash_sources
+    from jnas.benchmarks.fetch import check_base_url, fetch_nb201, hash_sources
+    from jnas.benchmarks.sources import GITHUB_RAW
 
+    if len(args.mirror or []) > 1:
+        raise JnasError(f"--mirror: given {len(args.mirror)} times, expected one URL (jnas never switches hosts)")
+    bases = [check_base_url(m, "--mirror") for m in args.mirror or []] or None
     if args.action == "hashes":
-        for src, digest in hash_sources():
-            print(f"{digest}  {src.name}  {src.url()}")
+        for src, digest, size in hash_sources(base_urls=bases):
+            print(f"{digest}  {size:>9}  {src.name}  {src.url(bases[0] if bases else GITHUB_RAW)}")
         return 0
-    for p in fetch_nb201(dest=Path(args.dest) if args.dest else None):
+    for p in fetch_nb201(dest=Path(args.dest) if args.dest else None, base_urls=bases):
         print(p)
     return 0
+
+
+def _strategy_names() -> list[str]:
+    from jnas.strategies import names
+
+    return names()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -218,23 +315,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("search", help="run a strategy on a tabular benchmark over many seeds")
     s.add_argument("--benchmark", required=True, help="e.g. nb201/cifar10, nbgraph/cora (see `jnas list`)")
-    s.add_argument("--strategy", required=True, help="rs, re, ls; several as a comma list (each to OUT/<name>)")
+    s.add_argument("--strategy", required=True,
+                   help=f"one of {', '.join(_strategy_names())}; several as a comma list (each to OUT/<name>)")
     s.add_argument("--budget", type=int, required=True, help="queries per seed")
     s.add_argument("--seeds", type=int, default=1, help="independent runs (vmapped)")
     s.add_argument("--out", required=True, help="result folder")
     s.add_argument("--metric", default=None, help="search metric (default: the benchmark's validation metric)")
-    s.add_argument("--fidelity", type=int, default=None, help="fidelity of the search metric (epochs)")
+    s.add_argument("--fidelity", type=int, default=None,
+                   help="fidelity of the search metric (epochs); alone, it applies to the default metric")
     s.add_argument("--set", action="append", metavar="KEY=VALUE", help="strategy option (repeatable)")
     s.add_argument("--seed0", type=int, default=0, help="first seed (seed i uses key seed0 + i)")
     s.add_argument("--prng", default="hash", help="hash (fast, default) or threefry")
     s.add_argument("--float64", action="store_true", help="gather full-precision values (enables jax x64)")
     s.add_argument("--plot", default=None, help="write best-so-far curves to this PNG")
+    s.add_argument("--overwrite", action="store_true",
+                   help="replace a different run in --out (default: refuse; the same command resumes)")
+    s.add_argument("--allow-test-metric", action="store_true",
+                   help="let --metric be a test metric (recorded in summary.json; searches never look at test data otherwise)")
     s.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     s.set_defaults(func=cmd_search)
 
     c = sub.add_parser("compare", help="table and curves of result folders")
     c.add_argument("dirs", nargs="+", metavar="DIR")
-    c.add_argument("--plot", default=None, help="write mean best-so-far curves (IQR bands, log x) to this PNG")
+    c.add_argument("--plot", default=None, metavar="FILE",
+                   help="write best-so-far test curves to this image (median over seeds, band: 25-75th percentile, "
+                        "log x; format from the suffix: .png, .pdf, .svg, ...)")
     c.set_defaults(func=cmd_compare)
 
     q = sub.add_parser("query", help="every metric of one architecture")
@@ -270,13 +375,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("data", help="benchmark data")
     dsub = d.add_subparsers(dest="action", required=True)
-    f = dsub.add_parser("fetch", help="download upstream files, verify sha256, rebuild tables")
+    mirror_help = ("download from this mirror of raw.githubusercontent.com instead "
+                   "(serves URL/<owner>/<repo>/<commit>/<path>; no fallback to GitHub)")
+    f = dsub.add_parser("fetch", help="download upstream files, verify size and sha256, rebuild tables")
     f.add_argument("what", help="nb201")
     f.add_argument("--dest", default=None, help="folder (default: $JNAS_DATA_DIR or the user cache)")
+    f.add_argument("--mirror", action="append", metavar="URL", help=mirror_help)
     f.set_defaults(func=cmd_data)
     h = dsub.add_parser("hashes", help="maintainers: download upstream files and print their sha256 (reads nothing)")
     h.add_argument("what", help="nb201")
+    h.add_argument("--mirror", action="append", metavar="URL", help=mirror_help)
     h.set_defaults(func=cmd_data)
+    st = dsub.add_parser("status", help="which data files are found, where, and how to get the missing ones")
+    st.set_defaults(func=cmd_data)
     pr = dsub.add_parser("prepare", help="one-time: turn an image dataset into TFDS array_record files")
     pr.add_argument("what", help="cifar10_subset, an .npz path, or a TFDS dataset (cifar10: needs jnas[prepare])")
     pr.add_argument("--dest", default=None, help="TFDS data dir (default: jnas's cache for arrays, TFDS's otherwise)")
@@ -308,9 +419,15 @@ def main(argv=None) -> int:
         _persistent_compile_cache()
     try:
         return args.func(args)
+    except Interrupted as e:
+        print(f"jnas: {e}", file=sys.stderr)
+        return 130
     except JnasError as e:
         print(f"jnas: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"jnas: interrupted ({args.command})", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

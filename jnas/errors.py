@@ -5,6 +5,10 @@ class JnasError(ValueError):
     """A bad argument or missing resource, reported without a JAX traceback."""
 
 
+class Interrupted(JnasError):
+    """Ctrl-C during long work; the message says what was kept and how to finish it."""
+
+
 def bad_argument(name: str, got, expected: str) -> JnasError:
     """Build the standard one-line error for argument ``name``."""
     return JnasError(f"{name}: got {got!r}, expected {expected}")

@@ -82,9 +82,15 @@ class TabularBenchmark:
 
     # ----- protocol ------------------------------------------------------------
     def resolve(self, metric: str | None = None, fidelity: int | None = None) -> tuple[str, int | None]:
-        """Normalise a (metric, fidelity) request; unknown ones list the valid choices."""
+        """Normalise a (metric, fidelity) request; unknown ones list the valid choices.
+
+        No metric means the default search metric; a fidelity given alone
+        applies to it (an error if that metric has no such fidelity).
+        """
         if metric is None:
-            return self.search_metric
+            if fidelity is None:
+                return self.search_metric
+            metric = self.search_metric[0]
         choices = sorted({m for m, _ in self.metrics})
         if metric not in choices:
             raise JnasError(f"metric: got {metric!r} for {self.name}, expected one of {', '.join(choices)}")
@@ -94,6 +100,10 @@ class TabularBenchmark:
         if (metric, fidelity) not in self.metrics:
             raise JnasError(f"fidelity: got {fidelity!r} for metric {metric!r}, expected one of {fids}")
         return metric, fidelity
+
+    def uses_test_data(self, key: tuple[str, int | None]) -> bool:
+        """Whether metric ``key`` is measured on test data (the outcome metric, at any fidelity)."""
+        return key[0] == self.test_metric[0]
 
     def rows(self, archs) -> jax.Array:
         """``int32[...]`` table rows of a batch of architectures (-1 where absent)."""

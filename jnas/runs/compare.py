@@ -1,11 +1,14 @@
-"""Comparing result folders: a table and mean best-so-far curves with IQR bands."""
+"""Comparing result folders: a table and median best-so-far curves with interquartile bands."""
 
 from __future__ import annotations
 
+import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
 
+from jnas.errors import JnasError
 from jnas.runs.results import SearchResult, load_result
 
 COLUMNS = (
@@ -41,34 +44,124 @@ def table(results: list[SearchResult]) -> str:
     return "\n".join([line(heads), line(["-" * w for w in widths])] + [line(r) for r in rows])
 
 
-def plot(results: list[SearchResult], path: str | Path, labels: list[str] | None = None) -> Path:
-    """Mean best-so-far test accuracy per query with interquartile bands, log x; saved to ``path``."""
-    import matplotlib
+# What must match for runs to be compared on one scale: (summary key, words for messages).
+COMPARED = (("benchmark", "benchmark"), ("search_metric", "search metric"), ("test_metric", "test metric"))
+BAND = "median over seeds; band: 25–75th percentile"
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    labels = labels or [f"{r.summary['strategy']} ({r.summary['benchmark']})" for r in results]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+def _differing(results: list[SearchResult]) -> dict[str, list[str]]:
+    """``{summary key: distinct values in run order}`` for the ``COMPARED`` keys that differ between runs."""
+    out = {}
+    for key, _ in COMPARED:
+        values = list(dict.fromkeys(str(r.summary[key]) for r in results))
+        if len(values) > 1:
+            out[key] = values
+    return out
+
+
+def mismatch_warning(results: list[SearchResult]) -> str | None:
+    """One line naming what differs (benchmark, search or test metric) between runs; ``None`` if nothing does."""
+    diff = _differing(results)
+    if not diff:
+        return None
+    words = dict(COMPARED)
+    parts = [f"{words[k]} ({', '.join(v)})" for k, v in diff.items()]
+    return f"runs differ in {'; '.join(parts)}: their numbers are not on one scale"
+
+
+def folder_labels(folders) -> list[str]:
+    """Legend labels for result folders: their names, or the paths as given when two names clash."""
+    names = [Path(f).name or str(f) for f in folders]
+    return names if len(set(names)) == len(names) else [str(f) for f in folders]
+
+
+def check_writable_plot(path: str | Path) -> Path:
+    """Fail with one line unless a figure can be written to ``path``; returns it as a ``Path``.
+
+    Checks the format (from the suffix), that no part of the path is an
+    existing file, and that the file, or the nearest existing folder it would
+    be created in, is writable. Creates nothing; call it before a long search.
+    """
+    from matplotlib.figure import Figure
+
+    path = Path(path)
+    try:
+        if path.is_dir():
+            raise JnasError(f"--plot: {str(path)!r} is a folder, expected a file such as {str(path / 'curves.png')!r}")
+        formats = sorted(Figure().canvas.get_supported_filetypes())
+        if path.suffix[1:].lower() not in formats:
+            raise JnasError(f"--plot: {str(path)!r} does not end in an image suffix; expected one of "
+                            f"{', '.join(formats)}")
+        if path.exists():
+            open(path, "ab").close()  # opening to append writes nothing
+            return path
+        folder = next(p for p in path.parents if p.exists())
+        if not folder.is_dir():
+            raise JnasError(f"--plot: {str(folder)!r} is a file, so {str(path)!r} cannot be created under it")
+        try:
+            tempfile.TemporaryFile(dir=folder).close()
+        except OSError as e:
+            raise JnasError(f"--plot: cannot create files in {str(folder)!r} ({e.strerror or e}), "
+                            f"so not {str(path)!r}") from None
+    except OSError as e:
+        raise JnasError(f"--plot: cannot write {str(path)!r} ({e.strerror or e})") from None
+    return path
+
+
+def draw(results: list[SearchResult], ax, labels: list[str] | None = None) -> None:
+    """Median best-so-far test value per query with interquartile bands, log x, onto matplotlib ``ax``.
+
+    Axis and legend say what is drawn; a benchmark, search or test metric that
+    differs between runs is named per run in the legend and in the title.
+    """
+    if not results:
+        raise JnasError("plot: got no results, expected at least one")
+    if labels is not None and len(labels) != len(results):
+        raise JnasError(f"labels: got {len(labels)} for {len(results)} results, expected one per result")
+    diff = _differing(results)
+    labels = list(labels or [r.summary["strategy"] for r in results])
+    for i, r in enumerate(results):
+        own = [str(r.summary[k]) for k in ("benchmark",) if k in diff]
+        if "search_metric" in diff or "test_metric" in diff:
+            own.append(f"{r.summary['test_metric']} of best-by-{r.summary['search_metric']}")
+        if own:
+            labels[i] += f" ({', '.join(own)})"
     for r, label in zip(results, labels):
         y = r.trajectory["best_test"]
         x = np.arange(1, y.shape[1] + 1)
-        mean = np.nanmean(y, axis=0)
-        q1, q3 = np.nanpercentile(y, [25, 75], axis=0)
-        (ln,) = ax.plot(x, mean, label=label)
+        with warnings.catch_warnings():  # queries before any seed has a finite value are gaps, not noise
+            warnings.simplefilter("ignore", RuntimeWarning)
+            q1, median, q3 = np.nanpercentile(y, [25, 50, 75], axis=0)
+        (ln,) = ax.plot(x, median, label=label)
         ax.fill_between(x, q1, q3, color=ln.get_color(), alpha=0.2, linewidth=0)
     ax.set_xscale("log")
     ax.set_xlabel("queries")
     s = results[0].summary
-    ax.set_ylabel(f"test accuracy of best-by-{s['search_metric']} (%)")
-    ax.set_title(", ".join(sorted({r.summary["benchmark"] for r in results})))
+    test = "test metric (per run)" if "test_metric" in diff else s["test_metric"]
+    search = "search metric (per run)" if "search_metric" in diff else s["search_metric"]
+    unit = " (%)" if all("acc" in r.summary["test_metric"] for r in results) else ""
+    ax.set_ylabel(f"{test} of best-by-{search} so far{unit}")
+    title = ", ".join(dict.fromkeys(r.summary["benchmark"] for r in results))
+    if diff:
+        title += f"; runs differ in {' and '.join(w for k, w in COMPARED if k in diff)}"
+    ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ax.legend(title=BAND)
+
+
+def plot(results: list[SearchResult], path: str | Path, labels: list[str] | None = None) -> Path:
+    """``draw`` the runs and save the figure to ``path`` (format from its suffix); returns the path."""
+    from matplotlib.figure import Figure
+
+    path = check_writable_plot(path)
+    fig = Figure(figsize=(7, 4.5))
+    draw(results, fig.subplots(), labels)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=120)
+    except OSError as e:
+        raise JnasError(f"--plot: cannot write {str(path)!r} ({e.strerror or e})") from None
     return path
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import zipfile
+import zlib
 from pathlib import Path
 
 import jax
@@ -34,6 +36,7 @@ class SearchResult:
 
     summary: dict
     trajectory: dict[str, np.ndarray]
+    origin: str = "computed"  # "read" when a finished result folder was read back instead of rerun
 
     def save(self, out: str | Path) -> Path:
         """Write ``summary.json`` and ``trajectory.npz`` into folder ``out``."""
@@ -106,12 +109,76 @@ def _metric_name(key) -> str:
     return metric if fid is None else f"{metric}@{fid}"
 
 
+# What ``load_result`` checks before anything reads a result folder: summary keys and their types.
+_TEXT_KEYS = ("benchmark", "strategy", "search_metric", "test_metric")
+_COUNT_KEYS = ("budget", "seeds")
+_NUMBER_KEYS = (
+    "final_test_mean", "final_test_se", "final_regret_mean", "final_regret_se", "found_optimum_fraction",
+    "samples_to_optimum_mean", "wall_seconds",
+)
+TRAJECTORY_KEYS = ("index", "value", "best_search", "best_test")
+
+
 def load_result(folder: str | Path) -> SearchResult:
-    """Read a result folder written by ``SearchResult.save``."""
+    """Read a result folder written by ``SearchResult.save``.
+
+    A damaged or incomplete folder (invalid JSON, a missing or mistyped
+    summary key, an unreadable ``trajectory.npz``, a missing array, arrays
+    not shaped ``[seeds, budget]``) raises one ``JnasError`` naming the file.
+    """
     folder = Path(folder)
     s, t = folder / "summary.json", folder / "trajectory.npz"
     if not s.is_file() or not t.is_file():
         raise JnasError(f"DIR: {str(folder)!r} is not a jnas result folder (expected summary.json and trajectory.npz)")
-    with np.load(t) as z:
-        traj = {k: z[k] for k in z.files}
-    return SearchResult(json.loads(s.read_text()), traj)
+    summary = _read_summary(s)
+    traj = _read_trajectory(t)
+    shape = (summary["seeds"], summary["budget"])
+    for k in TRAJECTORY_KEYS:
+        if traj[k].shape != shape:
+            raise JnasError(f"{t}: array {k!r} has shape {traj[k].shape}, but summary.json says "
+                            f"[seeds, budget] = {list(shape)}; the two files are not from the same run")
+    return SearchResult(summary, traj)
+
+
+def _read_summary(path: Path) -> dict:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise JnasError(f"{path}: cannot read it ({e.strerror})") from None
+    except UnicodeDecodeError:
+        raise JnasError(f"{path}: invalid JSON (not UTF-8 text); rerun the search that wrote it") from None
+    try:
+        summary = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise JnasError(f"{path}: invalid JSON ({e}); rerun the search that wrote it") from None
+    if not isinstance(summary, dict):
+        raise JnasError(f"{path}: expected a JSON object, got {type(summary).__name__}; rerun the search that wrote it")
+    for keys, ok, expected in (
+        (_TEXT_KEYS, lambda v: isinstance(v, str), "a string"),
+        (_COUNT_KEYS, lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "a positive integer"),
+        (_NUMBER_KEYS, lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number"),
+    ):
+        for k in keys:
+            if k not in summary:
+                raise JnasError(f"{path}: missing key {k!r}; rerun the search that wrote it")
+            if not ok(summary[k]):
+                raise JnasError(f"{path}: key {k!r} is {summary[k]!r}, expected {expected}")
+    return summary
+
+
+def _read_trajectory(path: Path) -> dict[str, np.ndarray]:
+    # A damaged .npz fails in np.load or only when an array is decompressed, with any of these.
+    try:
+        z = np.load(path)
+        if not isinstance(z, np.lib.npyio.NpzFile):  # a bare .npy array or a pickle under this name
+            raise ValueError("not an .npz archive")
+        with z:
+            traj = {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as e:
+        why = " ".join(f"{type(e).__name__}: {e}".split())  # one line, whatever numpy or zipfile said
+        raise JnasError(f"{path}: truncated or corrupt ({why}); rerun the search that wrote it") from None
+    missing = [k for k in TRAJECTORY_KEYS if k not in traj]
+    if missing:
+        raise JnasError(f"{path}: missing array {missing[0]!r} (expected {', '.join(TRAJECTORY_KEYS)}); "
+                        "rerun the search that wrote it")
+    return traj

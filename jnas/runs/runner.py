@@ -84,15 +84,25 @@ def run_tabular(
     prng: str = "hash",
     dtype=jnp.float32,
     chunk: int | None = None,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[..., None] | None = None,
+    done: dict[int, tuple[np.ndarray, np.ndarray, float]] | None = None,
+    on_chunk: Callable[[int, np.ndarray, np.ndarray, float], None] | None = None,
 ) -> RunRecord:
     """Run ``seeds`` independent searches as one compiled scan (vmapped over seeds).
 
     ``chunk`` splits the seeds into groups of that size (bounding memory and
-    giving ``progress(n_done_seeds)`` callbacks); ``None`` runs all at once.
+    giving progress); ``None`` runs all at once. Every group has the same
+    size (the last is padded with repeated keys), so a seed's result does not
+    depend on which other groups ran. ``progress(n_done_seeds, note)`` is
+    called with ``note="compiling"`` before compilation and ``None`` after
+    each group. ``done`` holds groups finished earlier (``{c: (rows, values,
+    seconds)}``, e.g. read back after an interrupt): they are not recomputed.
+    ``on_chunk(c, rows, values, seconds)`` is called as each new group finishes.
+    The record's ``wall_seconds`` is the compile time plus every group's time
+    (those in ``done`` included).
     """
     metric_key = metric_key or benchmark.search_metric
-    fn = make_scan_fn(strategy, benchmark, metric_key, dtype)
+    done = dict(done or {})
     keys = seed_keys(seeds, seed0, prng)
     chunk = min(chunk or seeds, seeds)
     n_chunks = math.ceil(seeds / chunk)
@@ -100,16 +110,29 @@ def run_tabular(
     pad = n_chunks * chunk - seeds
     if pad:
         keys = jnp.concatenate([keys, jnp.repeat(keys[-1:], pad, axis=0)])
-    t0 = time.perf_counter()
-    rows, vals = [], []
-    for c in range(n_chunks):
-        r, v = fn(keys[c * chunk : (c + 1) * chunk])
-        rows.append(np.asarray(r))
-        vals.append(np.asarray(v))
+    todo = [c for c in range(n_chunks) if c not in done]
+    wall = sum(float(d[2]) for d in done.values())
+    n_done = lambda: min(len(done) * chunk, seeds)  # noqa: E731
+    if todo:
         if progress:
-            progress(min((c + 1) * chunk, seeds))
-    wall = time.perf_counter() - t0
-    return RunRecord(np.concatenate(rows)[:seeds], np.concatenate(vals)[:seeds], wall)
+            progress(n_done(), "compiling")
+        t0 = time.perf_counter()
+        fn = make_scan_fn(strategy, benchmark, metric_key, dtype).lower(keys[:chunk]).compile()
+        wall += time.perf_counter() - t0
+        for c in todo:
+            t0 = time.perf_counter()
+            r, v = fn(keys[c * chunk : (c + 1) * chunk])
+            r, v = np.asarray(r), np.asarray(v)
+            dt = time.perf_counter() - t0
+            wall += dt
+            done[c] = (r, v, dt)
+            if on_chunk:
+                on_chunk(c, r, v, dt)
+            if progress:
+                progress(n_done(), None)
+    rows = np.concatenate([done[c][0] for c in range(n_chunks)])[:seeds]
+    vals = np.concatenate([done[c][1] for c in range(n_chunks)])[:seeds]
+    return RunRecord(rows, vals, wall)
 
 
 def run_loop(

@@ -1,14 +1,155 @@
-"""One-call searches on tabular benchmarks: ``search("nb201/cifar10", "re", 300, seeds=100)``."""
+"""One-call searches on tabular benchmarks: ``search("nb201/cifar10", "re", 300, seeds=100)``.
+
+With ``out=`` the search writes its result folder as it goes (see
+``jnas.runs.folder``): finished chunks of seeds survive an interrupt, and
+rerunning the same call completes the rest with the result an uninterrupted
+run gives.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import math
+from pathlib import Path
+
 import jax.numpy as jnp
+import numpy as np
 
 from jnas.benchmarks import get_benchmark
-from jnas.errors import JnasError
-from jnas.runs.results import SearchResult, summarise
+from jnas.benchmarks.base import TabularBenchmark
+from jnas.errors import Interrupted, JnasError
+from jnas.runs.folder import ResultFolder
+from jnas.runs.results import SearchResult, load_result, summarise
 from jnas.runs.runner import run_tabular
 from jnas.strategies import make_strategy
+from jnas.strategies.base import Strategy
+
+
+@dataclasses.dataclass
+class SearchPlan:
+    """A validated search, ready to run: everything that decides its result is in ``spec``."""
+
+    benchmark: TabularBenchmark
+    strategy: Strategy
+    metric_key: tuple[str, int | None]
+    seeds: int
+    seed0: int
+    prng: str
+    float64: bool
+    chunk: int
+    allow_test_metric: bool
+
+    @property
+    def spec(self) -> dict:
+        """The JSON identity of the run (what a result folder compares on a rerun)."""
+        metric, fid = self.metric_key
+        return {
+            "kind": "tabular-search",
+            "benchmark": self.benchmark.name,
+            "strategy": self.strategy.name,
+            "options": self.strategy.settings(),
+            "budget": int(self.strategy.budget),
+            "seeds": self.seeds,
+            "seed0": self.seed0,
+            "prng": self.prng,
+            "search_metric": metric if fid is None else f"{metric}@{fid}",
+            "float64": self.float64,
+            "chunk": self.chunk,
+            "allow_test_metric": self.allow_test_metric,
+        }
+
+
+def default_chunk(seeds: int) -> int:
+    """Seeds per compiled call: about ten calls per run (one seed each below ten seeds), for progress and resume."""
+    return max(1, math.ceil(seeds / 10))
+
+
+def plan_search(
+    benchmark: str,
+    strategy: str,
+    budget: int,
+    seeds: int = 1,
+    metric: str | None = None,
+    fidelity: int | None = None,
+    options: dict | None = None,
+    seed0: int = 0,
+    prng: str = "hash",
+    float64: bool = False,
+    chunk: int | None = None,
+    allow_test_metric: bool = False,
+) -> SearchPlan:
+    """Check every argument of a search (one-line ``JnasError`` on the first bad one) without running it."""
+    from jnas.prng import get_impl
+
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise JnasError(f"seeds: got {seeds!r}, expected a positive integer")
+    if isinstance(seed0, bool) or not isinstance(seed0, int) or seed0 < 0:
+        raise JnasError(f"seed0: got {seed0!r}, expected a non-negative integer")
+    if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
+        raise JnasError(f"chunk: got {chunk!r}, expected a positive integer or None")
+    get_impl(prng)
+    bench = get_benchmark(benchmark)
+    key = bench.resolve(metric, fidelity)
+    if bench.uses_test_data(key) and not allow_test_metric:
+        name = key[0] if key[1] is None else f"{key[0]}@{key[1]}"
+        raise JnasError(
+            f"metric: {name!r} is test data of {bench.name}; searches never look at test data unless "
+            "--allow-test-metric (allow_test_metric=True) is given"
+        )
+    strat = make_strategy(strategy, bench.space, budget, **(options or {}))
+    if bench.space.enumerable and budget > bench.space.size:
+        raise JnasError(f"budget: got {budget}, expected at most {bench.space.size} (the size of {benchmark})")
+    chunk = min(chunk or seeds, seeds)
+    return SearchPlan(bench, strat, key, seeds, seed0, prng, bool(float64), chunk, bool(allow_test_metric))
+
+
+def run_plan(plan: SearchPlan, out: str | Path | None = None, overwrite: bool = False, progress=None) -> SearchResult:
+    """Run a planned search; with ``out``, through its result folder (resume, refuse a different run).
+
+    A finished folder of the same run is read back, not recomputed. Ctrl-C
+    raises ``jnas.errors.Interrupted`` saying how many seeds were kept.
+    """
+    folder = None if out is None else ResultFolder(out, plan.spec)
+    done, on_chunk = {}, None
+    if folder is not None:
+        state = folder.open(overwrite)
+        if state == "done":
+            result = load_result(folder.path)
+            result.origin = "read"
+            return result
+        n_chunks = math.ceil(plan.seeds / plan.chunk)
+        done = {c: (a["rows"], a["values"], float(a["seconds"])) for c, a in folder.load_chunks(n_chunks).items()}
+        on_chunk = lambda c, r, v, dt: folder.save_chunk(  # noqa: E731
+            c, {"rows": r, "values": v, "seconds": np.float64(dt)}
+        )
+    resumed = min(len(done) * plan.chunk, plan.seeds)
+    kept = [resumed]
+
+    def track(n, note=None):
+        kept[0] = n
+        if progress:
+            progress(n, note)
+
+    dtype = jnp.float64 if plan.float64 else jnp.float32
+    try:
+        record = run_tabular(
+            plan.strategy, plan.benchmark, plan.seeds, plan.metric_key, seed0=plan.seed0, prng=plan.prng,
+            dtype=dtype, chunk=plan.chunk, progress=track, done=done, on_chunk=on_chunk,
+        )
+    except KeyboardInterrupt:
+        where = "nothing kept (no --out)" if folder is None else (
+            f"kept {kept[0]} of {plan.seeds} seeds in {folder.path}; rerun the same command to finish"
+        )
+        raise Interrupted(f"interrupted: {plan.strategy.name} on {plan.benchmark.name}: {where}") from None
+    extra = {
+        "seed0": plan.seed0, "prng": plan.prng, "chunk": plan.chunk,
+        "search_uses_test_data": plan.benchmark.uses_test_data(plan.metric_key),
+        "resumed_seeds": resumed,
+    }
+    result = summarise(record, plan.benchmark, plan.strategy, plan.metric_key, extra=extra)
+    if folder is not None:
+        folder.finish(result.save)
+    return result
 
 
 def search(
@@ -24,21 +165,23 @@ def search(
     float64: bool = False,
     chunk: int | None = None,
     progress=None,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    allow_test_metric: bool = False,
 ) -> SearchResult:
     """Run ``seeds`` independent searches of ``strategy`` on ``benchmark`` as one compiled scan.
 
     ``metric``/``fidelity`` choose the search metric (default: the
-    benchmark's, which never looks at test data); ``options`` are strategy
-    options (``--set``). ``float64`` gathers full-precision values (requires
-    ``jax.config.update("jax_enable_x64", True)``).
+    benchmark's, which never looks at test data; ``fidelity`` alone applies
+    to the default metric); a test metric needs ``allow_test_metric=True``
+    and is recorded in the summary. ``options`` are strategy options
+    (``--set``). ``float64`` gathers full-precision values (requires
+    ``jax.config.update("jax_enable_x64", True)``). ``chunk`` seeds run per
+    compiled call (default: all); ``progress(n_done_seeds, note)`` is called
+    as they finish. ``out``: write the result folder as the run goes, resume
+    an interrupted run of the same arguments there, refuse a different run
+    unless ``overwrite``.
     """
-    if not isinstance(seeds, int) or seeds < 1:
-        raise JnasError(f"seeds: got {seeds!r}, expected a positive integer")
-    bench = get_benchmark(benchmark)
-    key = bench.resolve(metric, fidelity)
-    strat = make_strategy(strategy, bench.space, budget, **(options or {}))
-    if bench.space.enumerable and budget > bench.space.size:
-        raise JnasError(f"budget: got {budget}, expected at most {bench.space.size} (the size of {benchmark})")
-    dtype = jnp.float64 if float64 else jnp.float32
-    record = run_tabular(strat, bench, seeds, key, seed0=seed0, prng=prng, dtype=dtype, chunk=chunk, progress=progress)
-    return summarise(record, bench, strat, key, extra={"seed0": seed0, "prng": prng})
+    plan = plan_search(benchmark, strategy, budget, seeds, metric, fidelity, options, seed0, prng, float64,
+                       chunk, allow_test_metric)
+    return run_plan(plan, out, overwrite, progress)

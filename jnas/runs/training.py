@@ -36,14 +36,38 @@ def parse_arch(space_name: str, text: str):
     return space, arch
 
 
-def _model_options(space_name: str, seed: int, input_shape, options: dict | None) -> dict:
-    from jnas.models import GENERATED
+def _model_options(space_name: str, seed: int, input_shape, options: dict | None, data: str) -> dict:
+    """The options ``build_network`` gets: the user's, checked, plus what the data and seed fix.
+
+    ``nago``/``rnag`` networks also get the generator ``seed`` and the image
+    shape; a builder with an ``in_channels`` option gets the images' channel
+    count (a different value given by the user is an error, not a crash later).
+    """
+    from jnas.models import GENERATED, check_network_options, network_options
 
     options = dict(options or {})
+    check_network_options(space_name, options)
     if space_name in GENERATED:
         options.setdefault("seed", seed)
         options.setdefault("input_shape", tuple(input_shape))
+    channels = int(input_shape[-1])
+    if "in_channels" in network_options(space_name):
+        given = options.setdefault("in_channels", channels)
+        if given != channels:
+            raise bad_argument("in_channels", given, f"{channels}, the channel count of the {data} images")
     return options
+
+
+def _identity(space_name: str, arch_text: str, data: str, opts: dict) -> dict:
+    """What a checkpoint of ``train_architecture`` must match to be resumed: space, canonical
+    architecture, data (an ``.npz`` as its absolute path) and every network option (defaults included)."""
+    from jnas.models import network_options
+
+    if data.endswith(".npz"):
+        data = str(Path(data).expanduser().resolve())
+    effective = {k: v for k, v in network_options(space_name).items() if v is not None} | opts
+    effective = json.loads(json.dumps(effective, default=lambda v: v.tolist() if hasattr(v, "tolist") else repr(v)))
+    return {"space": space_name, "arch": arch_text, "data": data, "model_options": effective}
 
 
 def describe_architecture(space_name: str, text: str, *, dataset: str = "cifar10", seed: int = 0,
@@ -66,7 +90,7 @@ def describe_architecture(space_name: str, text: str, *, dataset: str = "cifar10
         raise bad_argument("dataset", dataset, f"one of {', '.join(DATASETS)}")
     shape, classes = DATASETS[dataset]
     space, arch = parse_arch(space_name, text)
-    opts = _model_options(space_name, seed, shape, options)
+    opts = _model_options(space_name, seed, shape, options, dataset)
     # Real weights from an RBG key: its initialisers compile ~3x faster than threefry's on CPU, and an
     # abstract build (nnx.eval_shape) slows down quadratically with the network's size in flax 0.12.
     rngs = nnx.Rngs(jax.random.key(0, impl="rbg"))
@@ -93,30 +117,34 @@ def train_architecture(space_name: str, text: str, *, data: str, epochs: int, ou
     (``cifar10_subset`` = ``$JNAS_DATA_DIR/cifar10_subset.npz``, or a prepared
     TFDS dataset such as ``cifar10``). ``config_overrides`` replace fields of
     the default ``TrainConfig`` (the NB201 recipe). Checkpoints go to
-    ``out/checkpoints``, so a rerun with the same arguments resumes. Returns the
+    ``out/checkpoints``, so a rerun with the same arguments resumes; they record
+    the space, architecture, data and network options, and a checkpoint of a
+    different run raises ``jnas.train.loop.CheckpointMismatch``. Returns the
     record written: final train/test accuracy (percent), epochs, wall time,
     params, and the per-epoch history.
     """
     import jax
     from flax import nnx
 
-    from jnas.models import build_network
+    from jnas.models import build_network, check_network_options
     from jnas.train.data import load_split
     from jnas.train.loop import train
 
     space, arch = parse_arch(space_name, text)
     config = training_config(epochs, seed, config_overrides)
+    check_network_options(space_name, dict(options or {}))  # before the data load, which can take a while
     train_data = load_split(data, "train", data_dir=data_dir)
     test_data = load_split(data, "test", data_dir=data_dir)
     classes = int(max(train_data[1].max(), test_data[1].max())) + 1
-    opts = _model_options(space_name, seed, train_data[0].shape[1:], options)
+    opts = _model_options(space_name, seed, train_data[0].shape[1:], options, data)
     t0 = time.perf_counter()
     model = build_network(space_name, arch, num_classes=classes, rngs=nnx.Rngs(seed), **opts)
     build_seconds = time.perf_counter() - t0
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     result = train(model, train_data, test_data, config, key=jax.random.key(seed),
-                   checkpoint_dir=out / "checkpoints", on_epoch=on_epoch)
+                   checkpoint_dir=out / "checkpoints", on_epoch=on_epoch,
+                   identity=_identity(space_name, space.to_string(arch), data, opts))
     record = {
         "space": space_name,
         "arch": space.to_string(arch),
