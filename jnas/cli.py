@@ -9,11 +9,11 @@ from pathlib import Path
 from jnas.errors import Interrupted, JnasError
 
 
-def _parse_sets(items: list[str]) -> dict:
+def _parse_sets(items: list[str], flag: str = "--set") -> dict:
     opts = {}
     for item in items or []:
         if "=" not in item:
-            raise JnasError(f"--set: got {item!r}, expected key=value")
+            raise JnasError(f"{flag}: got {item!r}, expected key=value")
         k, v = item.split("=", 1)
         opts[k.strip()] = v.strip()
     return opts
@@ -80,9 +80,10 @@ def cmd_search(args) -> int:
         jax.config.update("jax_enable_x64", True)
     strategies = _strategy_list(args.strategy)
     shares, applies = _split_options(strategies, _parse_sets(args.set))
+    target = _search_target(args)
     # everything is checked before anything runs: a bad option of the last strategy costs nothing
     plans = [
-        plan_search(args.benchmark, name, args.budget, seeds=args.seeds, metric=args.metric, fidelity=args.fidelity,
+        plan_search(target, name, args.budget, seeds=args.seeds, metric=args.metric, fidelity=args.fidelity,
                     options=shares[name], seed0=args.seed0, prng=args.prng, float64=args.float64,
                     chunk=default_chunk(args.seeds), allow_test_metric=args.allow_test_metric)
         for name in strategies
@@ -99,7 +100,11 @@ def cmd_search(args) -> int:
     for plan in plans:
         name = plan.strategy.name
         folder = out if len(plans) == 1 else out / name
-        update, close = _progress_bar(args.seeds, f"{name} on {args.benchmark}", args.progress)
+        if plan.benchmark.traceable:
+            update, close = _progress_bar(args.seeds, f"{name} on {plan.benchmark.name}", args.progress)
+        else:
+            update, close = _evaluation_bar(args.seeds * args.budget, f"{name} on {plan.benchmark.name}",
+                                            args.progress)
         try:
             res = run_plan(plan, folder, overwrite=args.overwrite, progress=update)
         finally:
@@ -113,6 +118,67 @@ def cmd_search(args) -> int:
 
         print(f"plot: {plot(results, args.plot)}", file=sys.stderr)
     return 0
+
+
+#: ``jnas search`` flags that only a training search reads, with their defaults
+_TRAIN_FLAGS = {"space": None, "data": "cifar10_subset", "epochs": None, "model": None, "config": None,
+                "valid_size": "0.1", "train_seed": 0}
+
+
+def _search_target(args):
+    """The benchmark name of a table search, or the ``TrainingEvaluator`` of ``--evaluator train``."""
+    given = [f"--{k.replace('_', '-')}" for k, d in _TRAIN_FLAGS.items() if getattr(args, k) != d]
+    if args.evaluator == "table":
+        if args.benchmark is None:
+            raise JnasError("--benchmark: missing (e.g. nb201/cifar10; or --evaluator train --space ...)")
+        if given:
+            raise JnasError(f"{given[0]}: applies only with --evaluator train (this search reads --benchmark)")
+        return args.benchmark
+    if args.benchmark is not None:
+        raise JnasError("--benchmark: a training search takes --space and --data, not --benchmark")
+    if args.space is None or args.epochs is None:
+        raise JnasError(f"--{'space' if args.space is None else 'epochs'}: missing (--evaluator train needs "
+                        "--space and --epochs)")
+    if args.float64:
+        raise JnasError("--float64: applies only to table searches")
+    if args.epochs < 1:
+        raise JnasError(f"--epochs: got {args.epochs}, expected a positive integer")
+    if args.fidelity is not None and not 1 <= args.fidelity <= args.epochs:
+        raise JnasError(f"--fidelity: got {args.fidelity}, expected 1..{args.epochs} (at most --epochs, "
+                        "the schedule trained)")
+    return _training_evaluator(args)
+
+
+def _training_evaluator(args):
+    from jnas.benchmarks.training import TrainingEvaluator
+    from jnas.runs.training import check_model_options, training_config
+
+    valid = _literal(args.valid_size)
+    if isinstance(valid, bool) or not isinstance(valid, (int, float)):
+        raise JnasError(f"--valid-size: got {args.valid_size!r}, expected a fraction in (0, 1) or a count")
+    model = _typed_sets(args.model, "--model")
+    check_model_options(args.space, model)
+    config = training_config(args.epochs, args.train_seed, _typed_sets(args.config, "--config"))
+    checkpoints = Path(args.out) / "checkpoints"  # per strategy folder: set again by the runner
+    return TrainingEvaluator(args.space, args.data, config=config, model_options=model, valid_size=valid,
+                             checkpoint_dir=checkpoints)
+
+
+def _evaluation_bar(total: int, desc: str, enabled: bool):
+    """``(update(info), close)`` of an evaluations bar showing the current architecture and the best value."""
+    if not enabled:
+        return None, lambda: None
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc=desc, unit="eval", file=sys.stderr, leave=False)
+
+    def update(info: dict):
+        best = "-" if info["best"] is None else f"{info['best']:.4g}"
+        arch = info["arch"] if len(info["arch"]) <= 60 else info["arch"][:57] + "..."
+        bar.set_postfix_str(f"best {best}  {arch}", refresh=False)
+        bar.update(info["done"] - bar.n)
+
+    return update, bar.close
 
 
 def _check_plot_path(path: str) -> None:
@@ -133,7 +199,7 @@ def _open_parent_folder(out: Path, plans, overwrite: bool) -> None:
 
     spec = {"kind": "tabular-search-group", "strategies": [p.strategy.name for p in plans],
             **{p.strategy.name: p.spec for p in plans}}
-    parent = ResultFolder(out, spec)
+    parent = ResultFolder(out, spec, extra_files=("checkpoints",))
     if parent.held_spec() is None and any((out / n).exists() for n in ("summary.json", "trajectory.npz")):
         if not overwrite:
             raise JnasError(f"--out: {str(out)!r} holds the result of a single search; "
@@ -217,8 +283,8 @@ def _literal(text: str):
     return text
 
 
-def _typed_sets(items: list[str]) -> dict:
-    return {k: _literal(v) for k, v in _parse_sets(items).items()}
+def _typed_sets(items: list[str], flag: str = "--set") -> dict:
+    return {k: _literal(v) for k, v in _parse_sets(items, flag).items()}
 
 
 def cmd_describe(args) -> int:
@@ -313,8 +379,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="jnas", description="Neural architecture search on JAX.")
     sub = p.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("search", help="run a strategy on a tabular benchmark over many seeds")
-    s.add_argument("--benchmark", required=True, help="e.g. nb201/cifar10, nbgraph/cora (see `jnas list`)")
+    s = sub.add_parser("search", help="run strategies on a tabular benchmark (many seeds) or by real training")
+    s.add_argument("--benchmark", default=None, help="e.g. nb201/cifar10, nbgraph/cora (see `jnas list`)")
+    s.add_argument("--evaluator", choices=("table", "train"), default="table",
+                   help="table: look values up in --benchmark (default); train: train every queried network")
     s.add_argument("--strategy", required=True,
                    help=f"one of {', '.join(_strategy_names())}; several as a comma list (each to OUT/<name>)")
     s.add_argument("--budget", type=int, required=True, help="queries per seed")
@@ -333,6 +401,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--allow-test-metric", action="store_true",
                    help="let --metric be a test metric (recorded in summary.json; searches never look at test data otherwise)")
     s.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    tr = s.add_argument_group("training search (--evaluator train)")
+    tr.add_argument("--space", default=None, help="search space whose networks are trained, e.g. nb201")
+    tr.add_argument("--data", default="cifar10_subset", help="dataset (as for `jnas train`)")
+    tr.add_argument("--epochs", type=int, default=None, help="training schedule and default fidelity")
+    tr.add_argument("--model", action="append", metavar="KEY=VALUE", help="network option, e.g. channels=8")
+    tr.add_argument("--config", action="append", metavar="KEY=VALUE", help="training option, e.g. batch_size=128")
+    tr.add_argument("--valid-size", default="0.1",
+                    help="held-out part of the training set searched on: a fraction (default 0.1) or a count")
+    tr.add_argument("--train-seed", type=int, default=0, help="seed of every network's training run")
     s.set_defaults(func=cmd_search)
 
     c = sub.add_parser("compare", help="table and curves of result folders")

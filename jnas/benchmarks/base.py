@@ -27,9 +27,9 @@ class MetricInfo:
     description: str
     unit: str
     higher_is_better: bool
-    coverage: int  # number of rows with a finite value
-    optimum: float  # best finite value (max or min per ``higher_is_better``)
-    optimum_row: int  # first row attaining it
+    coverage: int | None  # number of rows with a finite value (None: unknown, e.g. training)
+    optimum: float | None  # best finite value (max or min per ``higher_is_better``; None: unknown)
+    optimum_row: int | None  # first row attaining it (None: no table)
 
 
 class TabularBenchmark:
@@ -100,6 +100,46 @@ class TabularBenchmark:
         if (metric, fidelity) not in self.metrics:
             raise JnasError(f"fidelity: got {fidelity!r} for metric {metric!r}, expected one of {fids}")
         return metric, fidelity
+
+    # ----- evaluator protocol (jnas.benchmarks.protocol) ------------------------------------
+    traceable = True  # every query is a gather: a whole search compiles into one scan
+
+    @property
+    def fidelities(self) -> tuple:
+        """Fidelities of the columns (epochs; ``None`` for a column without one), ascending."""
+        fids = {f for _, f in self.metrics}
+        return tuple(sorted(fids, key=lambda f: -1 if f is None else f))
+
+    def cost(self, fidelity: int | None = None) -> float:
+        """Training epochs a query costs: none, it is a look-up."""
+        return 0.0
+
+    def evaluate(self, arch, fidelity: int | None = None) -> dict:
+        """Every non-test metric of one architecture at ``fidelity`` (and those without a fidelity), as a record."""
+        import jax
+
+        row = int(self.rows(jax.tree.map(lambda x: jnp.asarray(x)[None], arch))[0])
+        rec = {"status": "ok" if row >= 0 else "failed", "reason": None if row >= 0 else "not in the table",
+               "wall_seconds": 0.0}
+        for (metric, fid), col in self._columns64.items():
+            if self.uses_test_data((metric, fid)) or (fid is not None and fid != fidelity):
+                continue
+            rec[metric] = float(col[row]) if row >= 0 else float("nan")
+        return rec
+
+    def test_value(self, arch) -> float:
+        """The test metric of one architecture (NaN if absent)."""
+        import jax
+
+        row = int(self.rows(jax.tree.map(lambda x: jnp.asarray(x)[None], arch))[0])
+        return float(self.column(*self.test_metric)[row]) if row >= 0 else float("nan")
+
+    def index_of(self, arch) -> int:
+        """Published id of one architecture (-1 if absent)."""
+        import jax
+
+        row = int(self.rows(jax.tree.map(lambda x: jnp.asarray(x)[None], arch))[0])
+        return int(self.official([row])[0]) if row >= 0 else -1
 
     def uses_test_data(self, key: tuple[str, int | None]) -> bool:
         """Whether metric ``key`` is measured on test data (the outcome metric, at any fidelity)."""

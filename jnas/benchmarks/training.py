@@ -8,10 +8,14 @@ NAS-Bench-201's 12- and 200-epoch tables). Each architecture is built with
 from the same seed (``config.seed``), so a query is deterministic on CPU and
 repeated queries are answered from a cache.
 
-With ``valid_size=n`` the last ``n`` examples of a fixed shuffle of the
-training set are held out: networks train on the rest, ``valid_acc`` is
-measured on them and becomes the default search metric, so a search never
-looks at the test set (NAS-Bench-201 likewise searches on a validation split).
+By default 10% of the training set (``valid_size=0.1``; a count also works)
+is held out as the last examples of a fixed shuffle: networks train on the
+rest, ``valid_acc`` is measured on them and is the default search metric, so
+a search never looks at the test set (NAS-Bench-201 likewise searches on a
+validation split). The test set is evaluated only when a test metric is
+asked for (``query(..., metric="test_acc")`` or ``test_value``, which a
+search calls after it has finished); with ``checkpoint_dir`` that reuses the
+finished run's weights instead of training again.
 
 A run whose loss turns NaN/inf, or that raises, is a *failure*: its values are
 NaN, it is listed in ``failures`` and the evaluator carries on. Everything
@@ -27,6 +31,7 @@ from pathlib import Path
 from typing import Callable
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
@@ -67,8 +72,10 @@ class TrainingEvaluator:
     checkpoint_dir: if set, each run checkpoints into its own sub-folder and resumes from it.
     mesh: device mesh for data parallelism (default: all local devices).
     on_epoch: ``on_epoch(arch_string, epoch_record)`` after every training epoch.
-    valid_size: hold out this many training examples as a validation set (0: none;
-        then ``valid_acc`` is unavailable and the search metric is ``test_acc``).
+    valid_size: hold out this part of the training set as a validation set: a
+        fraction in (0, 1) (default 0.1) or a count of examples (0: none; then
+        ``valid_acc`` is unavailable and the default metric is ``test_acc``,
+        which a search refuses unless told to allow test metrics).
     """
 
     def __init__(
@@ -84,7 +91,7 @@ class TrainingEvaluator:
         checkpoint_dir=None,
         mesh=None,
         on_epoch: Callable[[str, dict], None] | None = None,
-        valid_size: int = 0,
+        valid_size: int | float = 0.1,
     ):
         self.space = get_space(space) if isinstance(space, str) else space
         if not isinstance(self.space, Space):
@@ -101,8 +108,11 @@ class TrainingEvaluator:
         self._train_data, self._test_data, self._mean, self._std, data_name = self._load(data, data_dir)
         self.name = f"train/{self.space.name}/{data_name}"
         n_all = len(self._train_data[1])
+        if isinstance(valid_size, float) and 0.0 < valid_size < 1.0:
+            valid_size = max(1, round(valid_size * n_all))
         if isinstance(valid_size, bool) or not isinstance(valid_size, int) or not 0 <= valid_size < n_all:
-            raise bad_argument("valid_size", valid_size, f"an integer in [0, {n_all}) (training examples held out)")
+            raise bad_argument("valid_size", valid_size,
+                               f"a fraction in (0, 1) or an integer in [0, {n_all}) (training examples held out)")
         self.valid_size = valid_size
         self._valid_data = None
         if valid_size:
@@ -184,32 +194,77 @@ class TrainingEvaluator:
         ``fidelity``: training epochs (default ``config.epochs``). Failed runs give NaN.
         """
         metric, epochs = self.resolve(metric, fidelity)
-        return np.array([self.evaluate(a, epochs)[metric] for a in self._unbatch(archs)], np.float64)
+        test = self.uses_test_data((metric, epochs))
+        return np.array([self.evaluate(a, epochs, test=test)[metric] for a in self._unbatch(archs)], np.float64)
 
-    def evaluate(self, arch, epochs: int | None = None) -> dict:
+    def evaluate(self, arch, epochs: int | None = None, *, test: bool = False) -> dict:
         """Train one architecture for ``epochs`` (default ``config.epochs``) and return its record.
 
         The record has ``arch`` (string form), ``epochs``, ``status`` (``ok`` or
-        ``failed``), ``reason`` (why it failed, else ``None``), ``test_acc``,
-        ``valid_acc`` (NaN without a validation split), ``train_acc``,
-        ``train_loss``, ``test_loss``, ``params`` and
-        ``wall_seconds``; metric values are NaN for a failed run.
+        ``failed``), ``reason`` (why it failed, else ``None``), ``test_acc``
+        and ``test_loss`` (NaN unless ``test``: the test set is evaluated only
+        when asked), ``valid_acc`` (NaN without a validation split),
+        ``train_acc``, ``train_loss``, ``params`` and ``wall_seconds``; metric
+        values are NaN for a failed run. A repeated call is answered from a
+        cache; asking for ``test`` of a run trained without it evaluates the
+        test set then (from the run's checkpoint when there is one).
         """
-        _, epochs = self.resolve("test_acc", epochs)
+        _, epochs = self.resolve("train_acc", epochs)
         arch = jax.tree.map(np.asarray, arch)
         try:
             text = self.space.to_string(arch)
         except Exception:  # noqa: BLE001 — an arch we cannot even name is still a recorded failure
             text = repr(jax.tree.map(lambda a: a.tolist(), arch))
         key = (text, epochs)
-        if key in self._cache:
-            return self._cache[key]
-        record = self._run(arch, text, epochs)
+        cached = self._cache.get(key)
+        if cached is not None and (cached["test_measured"] or not test or cached["status"] == "failed"):
+            return cached
+        record = self._run(arch, text, epochs, test)
         self._cache[key] = record
+        if cached is not None:  # the same run, now with its test metrics: replace, do not count twice
+            self.history[self.history.index(cached)] = record
+            return record
         self.history.append(record)
         if record["status"] == "failed":
             self.failures.append({"arch": text, "epochs": epochs, "reason": record["reason"]})
         return record
+
+    # ----- evaluator protocol (jnas.benchmarks.protocol) -------------------------------
+    traceable = False  # every query trains: a search runs in the Python loop
+
+    @property
+    def metrics(self) -> dict:
+        """``{(metric, config.epochs): MetricInfo}``; coverage and optimum are unknown (``None``)."""
+        from jnas.benchmarks.base import MetricInfo
+
+        return {
+            (m, self.config.epochs): MetricInfo(m, self.config.epochs, d, u, h, None, None, None)
+            for m, (d, u, h) in METRICS.items()
+            if m != "valid_acc" or self.valid_size
+        }
+
+    @property
+    def fidelities(self) -> tuple:
+        """Every epoch count from ``config.warmup_epochs`` (at least 1) to ``config.epochs``."""
+        return tuple(range(max(1, self.config.warmup_epochs), self.config.epochs + 1))
+
+    def cost(self, fidelity: int | None = None) -> float:
+        """Training epochs one query costs."""
+        return float(self.resolve(None, fidelity)[1])
+
+    def uses_test_data(self, key) -> bool:
+        """Whether metric ``key`` is measured on the test set."""
+        return key[0].startswith("test_")
+
+    def test_value(self, arch, epochs: int | None = None) -> float:
+        """Test accuracy of one architecture after ``epochs`` (default ``config.epochs``); measured now."""
+        return float(self.evaluate(arch, epochs, test=True)["test_acc"])
+
+    def index_of(self, arch) -> int:
+        """The space's index of ``arch`` when the space is enumerable, else -1."""
+        if not self.space.enumerable:
+            return -1
+        return int(self.space.index(jax.tree.map(jnp.asarray, arch)))
 
     def describe(self) -> dict:
         """JSON-ready metadata: what the evaluator trains and what it can report."""
@@ -246,11 +301,12 @@ class TrainingEvaluator:
         b = leaves[0].shape[0]
         return [jax.tree.map(lambda a, i=i: np.asarray(a)[i], archs) for i in range(b)]
 
-    def _run(self, arch, text: str, epochs: int) -> dict:
+    def _run(self, arch, text: str, epochs: int, test: bool) -> dict:
         nan = float("nan")
         record = {
             "arch": text,
             "epochs": epochs,
+            "test_measured": test,
             "status": "failed",
             "reason": None,
             "test_acc": nan,
@@ -275,7 +331,7 @@ class TrainingEvaluator:
             result = train(
                 model,
                 self._train_data,
-                self._test_data,
+                self._test_data if test else None,
                 config,
                 key=jax.random.key(config.seed),
                 mesh=self.mesh,

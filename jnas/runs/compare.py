@@ -34,9 +34,10 @@ def table(results: list[SearchResult]) -> str:
             if head == "test acc %":
                 row.append(f"{s['final_test_mean']:.2f} ± {s['final_test_se']:.2f}")
             elif head == "regret pp":
-                row.append(f"{s['final_regret_mean']:.3f} ± {s['final_regret_se']:.3f}")
+                known = s["final_regret_mean"] is not None
+                row.append(f"{s['final_regret_mean']:.3f} ± {s['final_regret_se']:.3f}" if known else "-")
             else:
-                row.append(fmt.format(s[key]))
+                row.append("-" if s[key] is None else fmt.format(s[key]))  # None: optimum unknown (training)
         rows.append(row)
     heads = [c[0] for c in COLUMNS]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(heads)]

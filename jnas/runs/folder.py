@@ -74,8 +74,9 @@ class ResultFolder:
     returns ``"new"``, ``"resume"`` or ``"done"``.
     """
 
-    def __init__(self, path: str | Path, spec: dict, flag: str = "--out"):
+    def __init__(self, path: str | Path, spec: dict, flag: str = "--out", extra_files: tuple[str, ...] = ()):
         self.path = Path(path)
+        self.own = (RUN_FILE, PARTIAL, *RESULT_FILES, *extra_files)  # what clear() may remove
         self.spec = json.loads(json.dumps(spec))  # normalise (tuples -> lists) for comparison
         self.flag = flag
 
@@ -92,7 +93,7 @@ class ResultFolder:
 
     def holds_results(self) -> bool:
         """Whether jnas files of some run are here (with or without a ``run.json``)."""
-        return any((self.path / n).exists() for n in (RUN_FILE, PARTIAL, *RESULT_FILES))
+        return any((self.path / n).exists() for n in self.own)
 
     def open(self, overwrite: bool = False) -> str:
         """Check the folder against the spec; write ``run.json``; return ``new``/``resume``/``done``."""
@@ -119,9 +120,12 @@ class ResultFolder:
 
     def clear(self) -> None:
         """Remove jnas's own files of a previous run (nothing else in the folder)."""
-        for n in (RUN_FILE, *RESULT_FILES):
-            (self.path / n).unlink(missing_ok=True)
-        shutil.rmtree(self.path / PARTIAL, ignore_errors=True)
+        for n in self.own:
+            p = self.path / n
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
 
     # ----- chunks ----------------------------------------------------------------
     def _chunk_file(self, c: int) -> Path:

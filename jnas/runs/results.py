@@ -75,8 +75,8 @@ def summarise(
         "strategy": strategy.name,
         "budget": int(strategy.budget),
         "seeds": int(rows.shape[0]),
-        "search_metric": _metric_name(metric_key),
-        "test_metric": _metric_name(test_key),
+        "search_metric": metric_name(metric_key),
+        "test_metric": metric_name(test_key),
         "final_test_mean": test_mean,
         "final_test_se": test_se,
         "final_regret_mean": regret_mean,
@@ -104,7 +104,8 @@ def summarise(
     return SearchResult(summary, trajectory)
 
 
-def _metric_name(key) -> str:
+def metric_name(key) -> str:
+    """``valid_acc@200`` for ``("valid_acc", 200)``; the bare name without a fidelity."""
     metric, fid = key
     return metric if fid is None else f"{metric}@{fid}"
 
@@ -112,10 +113,9 @@ def _metric_name(key) -> str:
 # What ``load_result`` checks before anything reads a result folder: summary keys and their types.
 _TEXT_KEYS = ("benchmark", "strategy", "search_metric", "test_metric")
 _COUNT_KEYS = ("budget", "seeds")
-_NUMBER_KEYS = (
-    "final_test_mean", "final_test_se", "final_regret_mean", "final_regret_se", "found_optimum_fraction",
-    "samples_to_optimum_mean", "wall_seconds",
-)
+_NUMBER_KEYS = ("final_test_mean", "final_test_se", "wall_seconds")
+# null where the optimum is unknown (a training search): no regret, no samples-to-optimum
+_OPTIONAL_NUMBER_KEYS = ("final_regret_mean", "final_regret_se", "found_optimum_fraction", "samples_to_optimum_mean")
 TRAJECTORY_KEYS = ("index", "value", "best_search", "best_test")
 
 
@@ -157,6 +157,8 @@ def _read_summary(path: Path) -> dict:
         (_TEXT_KEYS, lambda v: isinstance(v, str), "a string"),
         (_COUNT_KEYS, lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "a positive integer"),
         (_NUMBER_KEYS, lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number"),
+        (_OPTIONAL_NUMBER_KEYS, lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)),
+         "a number or null"),
     ):
         for k in keys:
             if k not in summary:

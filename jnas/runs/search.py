@@ -17,6 +17,7 @@ import numpy as np
 
 from jnas.benchmarks import get_benchmark
 from jnas.benchmarks.base import TabularBenchmark
+from jnas.benchmarks.protocol import Evaluator
 from jnas.errors import Interrupted, JnasError
 from jnas.runs.folder import ResultFolder
 from jnas.runs.results import SearchResult, load_result, summarise
@@ -29,7 +30,7 @@ from jnas.strategies.base import Strategy
 class SearchPlan:
     """A validated search, ready to run: everything that decides its result is in ``spec``."""
 
-    benchmark: TabularBenchmark
+    benchmark: TabularBenchmark  # or any evaluator of jnas.benchmarks.protocol (e.g. TrainingEvaluator)
     strategy: Strategy
     metric_key: tuple[str, int | None]
     seeds: int
@@ -43,6 +44,19 @@ class SearchPlan:
     def spec(self) -> dict:
         """The JSON identity of the run (what a result folder compares on a rerun)."""
         metric, fid = self.metric_key
+        if not self.benchmark.traceable:
+            return {
+                "kind": "loop-search",
+                "evaluator": _evaluator_identity(self.benchmark),
+                "strategy": self.strategy.name,
+                "options": self.strategy.settings(),
+                "budget": int(self.strategy.budget),
+                "seeds": self.seeds,
+                "seed0": self.seed0,
+                "prng": self.prng,
+                "search_metric": metric if fid is None else f"{metric}@{fid}",
+                "allow_test_metric": self.allow_test_metric,
+            }
         return {
             "kind": "tabular-search",
             "benchmark": self.benchmark.name,
@@ -57,6 +71,14 @@ class SearchPlan:
             "chunk": self.chunk,
             "allow_test_metric": self.allow_test_metric,
         }
+
+
+def _evaluator_identity(evaluator) -> dict:
+    """What decides an evaluator's answers (its ``describe()`` without running counts)."""
+    info = dict(evaluator.describe()) if hasattr(evaluator, "describe") else {"name": evaluator.name}
+    for volatile in ("evaluated", "failed"):
+        info.pop(volatile, None)
+    return info
 
 
 def default_chunk(seeds: int) -> int:
@@ -88,7 +110,10 @@ def plan_search(
     if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
         raise JnasError(f"chunk: got {chunk!r}, expected a positive integer or None")
     get_impl(prng)
-    bench = get_benchmark(benchmark)
+    bench = get_benchmark(benchmark) if isinstance(benchmark, str) else benchmark
+    if not isinstance(bench, Evaluator):
+        raise JnasError(f"benchmark: got {type(benchmark).__name__}, expected a benchmark name or an evaluator "
+                        "(e.g. jnas.benchmarks.training.TrainingEvaluator)")
     key = bench.resolve(metric, fidelity)
     if bench.uses_test_data(key) and not allow_test_metric:
         name = key[0] if key[1] is None else f"{key[0]}@{key[1]}"
@@ -98,7 +123,7 @@ def plan_search(
         )
     strat = make_strategy(strategy, bench.space, budget, **(options or {}))
     if bench.space.enumerable and budget > bench.space.size:
-        raise JnasError(f"budget: got {budget}, expected at most {bench.space.size} (the size of {benchmark})")
+        raise JnasError(f"budget: got {budget}, expected at most {bench.space.size} (the size of {bench.name})")
     chunk = min(chunk or seeds, seeds)
     return SearchPlan(bench, strat, key, seeds, seed0, prng, bool(float64), chunk, bool(allow_test_metric))
 
@@ -109,6 +134,8 @@ def run_plan(plan: SearchPlan, out: str | Path | None = None, overwrite: bool = 
     A finished folder of the same run is read back, not recomputed. Ctrl-C
     raises ``jnas.errors.Interrupted`` saying how many seeds were kept.
     """
+    if not plan.benchmark.traceable:
+        return _run_loop_plan(plan, out, overwrite, progress)
     folder = None if out is None else ResultFolder(out, plan.spec)
     done, on_chunk = {}, None
     if folder is not None:
@@ -152,10 +179,47 @@ def run_plan(plan: SearchPlan, out: str | Path | None = None, overwrite: bool = 
     return result
 
 
+def _run_loop_plan(plan: SearchPlan, out, overwrite: bool, progress) -> SearchResult:
+    """An untraceable evaluator (training): the Python loop, journaled in ``out``."""
+    from jnas.runs.journal import JOURNAL, Journal
+    from jnas.runs.loop import run_journaled, summarise_loop
+
+    folder = journal = None
+    if out is not None:
+        folder = ResultFolder(out, plan.spec, extra_files=(JOURNAL, "checkpoints"))
+        if folder.open(overwrite) == "done":
+            result = load_result(folder.path)
+            result.origin = "read"
+            return result
+        journal = Journal(folder.path / JOURNAL)
+    kept = [0]
+
+    def track(info):
+        kept[0] = info["done"]
+        if progress:
+            progress(info)
+
+    try:
+        record = run_journaled(plan.strategy, plan.benchmark, plan.seeds, plan.metric_key, seed0=plan.seed0,
+                               prng=plan.prng, journal=journal, progress=track)
+    except KeyboardInterrupt:
+        total = plan.seeds * plan.strategy.budget
+        where = "nothing kept (no --out)" if folder is None else (
+            f"{kept[0]} of {total} evaluations are in {folder.path / JOURNAL}; rerun the same command to finish"
+        )
+        raise Interrupted(f"interrupted: {plan.strategy.name} on {plan.benchmark.name}: {where}") from None
+    extra = {"seed0": plan.seed0, "prng": plan.prng,
+             "search_uses_test_data": plan.benchmark.uses_test_data(plan.metric_key)}
+    result = summarise_loop(record, plan.benchmark, plan.strategy, plan.metric_key, extra=extra)
+    if folder is not None:
+        result.save(folder.path)
+    return result
+
+
 def search(
-    benchmark: str,
-    strategy: str,
-    budget: int,
+    benchmark=None,
+    strategy: str | None = None,
+    budget: int | None = None,
     seeds: int = 1,
     metric: str | None = None,
     fidelity: int | None = None,
@@ -168,8 +232,19 @@ def search(
     out: str | Path | None = None,
     overwrite: bool = False,
     allow_test_metric: bool = False,
+    *,
+    evaluator=None,
+    space: str | None = None,
 ) -> SearchResult:
-    """Run ``seeds`` independent searches of ``strategy`` on ``benchmark`` as one compiled scan.
+    """Run ``seeds`` independent searches of ``strategy`` on ``benchmark`` (or ``evaluator``).
+
+    ``benchmark`` is a registered name (``"nb201/cifar10"``) or an evaluator
+    object; ``evaluator=`` says the same by keyword, e.g.
+    ``search(evaluator=TrainingEvaluator("nb201", "cifar10_subset", ...), strategy="re", budget=20)``,
+    and ``space=`` (optional) must then name the evaluator's space. A
+    traceable evaluator (a table) runs as one compiled scan over queries,
+    vmapped over seeds; any other (training) runs in a Python loop that
+    journals every evaluation in ``out`` (``journal.jsonl``), so a rerun resumes.
 
     ``metric``/``fidelity`` choose the search metric (default: the
     benchmark's, which never looks at test data; ``fidelity`` alone applies
@@ -182,6 +257,16 @@ def search(
     an interrupted run of the same arguments there, refuse a different run
     unless ``overwrite``.
     """
+    if evaluator is not None:
+        if benchmark is not None:
+            raise JnasError("evaluator: give a benchmark or an evaluator, not both")
+        benchmark = evaluator
+    if benchmark is None or strategy is None or budget is None:
+        missing = [n for n, v in (("benchmark or evaluator", benchmark), ("strategy", strategy), ("budget", budget))
+                   if v is None]
+        raise JnasError(f"search: missing {', '.join(missing)}")
+    if space is not None and not isinstance(benchmark, str) and getattr(benchmark.space, "name", None) != space:
+        raise JnasError(f"space: got {space!r}, but the evaluator searches {benchmark.space.name!r}")
     plan = plan_search(benchmark, strategy, budget, seeds, metric, fidelity, options, seed0, prng, float64,
                        chunk, allow_test_metric)
     return run_plan(plan, out, overwrite, progress)

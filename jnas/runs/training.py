@@ -36,6 +36,14 @@ def parse_arch(space_name: str, text: str):
     return space, arch
 
 
+def check_model_options(space_name: str, options: dict | None) -> None:
+    """One-line ``JnasError`` for a network option ``space_name``'s builder does not take or a value of the
+    wrong type (``jnas.models.check_network_options``); cheap, so callers check before loading data."""
+    from jnas.models import check_network_options
+
+    check_network_options(space_name, dict(options or {}))
+
+
 def _model_options(space_name: str, seed: int, input_shape, options: dict | None, data: str) -> dict:
     """The options ``build_network`` gets: the user's, checked, plus what the data and seed fix.
 
@@ -126,13 +134,13 @@ def train_architecture(space_name: str, text: str, *, data: str, epochs: int, ou
     import jax
     from flax import nnx
 
-    from jnas.models import build_network, check_network_options
+    from jnas.models import build_network
     from jnas.train.data import load_split
     from jnas.train.loop import train
 
     space, arch = parse_arch(space_name, text)
     config = training_config(epochs, seed, config_overrides)
-    check_network_options(space_name, dict(options or {}))  # before the data load, which can take a while
+    check_model_options(space_name, options)  # before the data load, which can take a while
     train_data = load_split(data, "train", data_dir=data_dir)
     test_data = load_split(data, "test", data_dir=data_dir)
     classes = int(max(train_data[1].max(), test_data[1].max())) + 1

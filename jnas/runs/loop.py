@@ -1,0 +1,220 @@
+"""A search driven from Python, one evaluation at a time, with a journal that loses nothing.
+
+This is the path of evaluators that cannot be traced (real training): the
+strategy's jitted ``ask``/``tell`` run batch by batch and each evaluation is
+appended to the run journal before the next ask. Rerunning the same search
+replays the journal: the strategy asks again (deterministic for a fixed
+key), every recorded evaluation is answered from the journal instead of being
+repeated, and the end result equals an uninterrupted run's.
+
+Keys follow ``run_tabular``: seed ``i`` uses ``key(seed0 + i, impl)``, split
+into an init key and one key per step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jnas.errors import JnasError
+from jnas.runs.journal import Journal
+from jnas.runs.runner import _split, seed_keys
+from jnas.runs.trajectory import best_so_far, mean_se, samples_to_hit
+from jnas.strategies.base import Strategy
+
+
+@dataclasses.dataclass
+class LoopRecord:
+    """Raw outcome of a journaled run, per seed and query (arrays ``[seeds, budget]``)."""
+
+    archs: list[list]  # the queried architectures (pytrees), [seed][query]
+    texts: np.ndarray  # str: their string forms
+    values: np.ndarray  # float64: search-metric values (NaN = failed)
+    failed: np.ndarray  # bool: the evaluation failed
+    wall_seconds: float  # evaluation time, journal included, plus this session's overhead
+    resumed: int  # evaluations answered from the journal
+
+
+def _unbatch(archs, n: int) -> list:
+    return [jax.tree.map(lambda a, i=i: np.asarray(a)[i], archs) for i in range(n)]
+
+
+def _entry_value(entry: dict, metric: str) -> float:
+    v = (entry.get("metrics") or {}).get(metric)
+    return float("nan") if v is None else float(v)
+
+
+def run_journaled(
+    strategy: Strategy,
+    evaluator,
+    seeds: int,
+    metric_key: tuple[str, int | None],
+    seed0: int = 0,
+    prng: str = "hash",
+    journal: Journal | None = None,
+    progress: Callable[[dict], None] | None = None,
+) -> LoopRecord:
+    """Run ``seeds`` searches of ``strategy`` against ``evaluator`` from Python, journaling every evaluation.
+
+    ``evaluator.evaluate(arch, fidelity)`` returns a record with the metric
+    values, ``status`` (``ok``/``failed``), ``reason`` and ``wall_seconds``;
+    an exception there is recorded as a failure too. Failed evaluations are
+    told as NaN (the worst value) and the search goes on. ``progress`` gets
+    ``{"done", "total", "arch", "best", "resumed"}`` after every evaluation.
+    """
+    metric, fidelity = metric_key
+    higher = evaluator.metrics[metric_key].higher_is_better
+    sign = 1.0 if higher else -1.0
+    space = evaluator.space
+    bs, budget = strategy.batch_size, strategy.budget
+    n_steps = math.ceil(budget / bs)
+    entries = journal.load() if journal is not None else {}
+    ask, tell, init = jax.jit(strategy.ask), jax.jit(strategy.tell), jax.jit(strategy.init)
+    keys = seed_keys(seeds, seed0, prng)
+    values = np.full((seeds, budget), np.nan)
+    failed = np.zeros((seeds, budget), bool)
+    texts = np.full((seeds, budget), "", dtype=object)
+    archs_out: list[list] = [[None] * budget for _ in range(seeds)]
+    resumed, done, wall = 0, 0, 0.0
+    best = None
+    t_session = time.perf_counter()
+    for s in range(seeds):
+        k_init, k_steps = _split(keys[s], n_steps)
+        state = init(k_init)
+        for t in range(n_steps):
+            archs, state = ask(state, k_steps[t])
+            batch = _unbatch(archs, bs)
+            told = np.full(bs, np.nan)
+            for i, arch in enumerate(batch):
+                q = t * bs + i
+                if q >= budget:  # the last batch may run past the budget: those are never evaluated
+                    break
+                text = space.to_string(arch)
+                entry = entries.get((s, q))
+                if entry is not None:
+                    if entry.get("arch") != text or entry.get("fidelity") != fidelity:
+                        raise JnasError(
+                            f"journal {journal.path}: seed {s} query {q} recorded {entry.get('arch')!r} at fidelity "
+                            f"{entry.get('fidelity')}, but this run asks {text!r} at {fidelity}; it is the journal of "
+                            "a different run (use another folder or --overwrite)"
+                        )
+                    resumed += 1
+                else:
+                    entry = _evaluate(evaluator, arch, text, fidelity, s, q)
+                    if journal is not None:
+                        journal.append(entry)
+                v = _entry_value(entry, metric)
+                wall += float(entry.get("wall_seconds") or 0.0)
+                values[s, q], failed[s, q] = v, entry.get("status") != "ok" or not np.isfinite(v)
+                texts[s, q], archs_out[s][q] = text, arch
+                told[i] = sign * v
+                done += 1
+                if np.isfinite(v) and (best is None or sign * v > sign * best):
+                    best = v
+                if progress:
+                    progress({"done": done, "total": seeds * budget, "arch": text, "best": best,
+                              "resumed": resumed})
+            if (t + 1) * bs < budget:  # nothing asks after the last step
+                state = tell(state, archs, jnp.asarray(told, dtype=jnp.result_type(float)))
+    overhead = time.perf_counter() - t_session
+    return LoopRecord(archs_out, texts.astype(str), values, failed, wall + overhead, resumed)
+
+
+def _evaluate(evaluator, arch, text: str, fidelity, seed: int, query: int) -> dict:
+    t0 = time.perf_counter()
+    try:
+        rec = evaluator.evaluate(arch, fidelity)
+    except Exception as e:  # noqa: BLE001 — a crashed evaluation is data for the search, not the end of it
+        rec = {"status": "failed", "reason": f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"}
+    metric_names = [m for m, _ in evaluator.metrics]
+    return {
+        "seed": seed,
+        "query": query,
+        "arch": text,
+        "fidelity": fidelity,
+        "status": rec.get("status", "ok"),
+        "reason": rec.get("reason"),
+        "metrics": {m: rec.get(m) for m in metric_names if m in rec},
+        "wall_seconds": float(rec.get("wall_seconds") or (time.perf_counter() - t0)),
+    }
+
+
+def summarise_loop(record: LoopRecord, evaluator, strategy, metric_key, extra: dict | None = None):
+    """Best-so-far curves and test results of a journaled run.
+
+    The test metric of every architecture that was ever best-so-far is
+    measured *after* the search by ``evaluator.test_value(arch)``; the
+    search itself never saw it. Regret and samples-to-optimum need a known
+    optimum (tables): otherwise they are ``None``.
+    """
+    from jnas.runs.results import SearchResult, metric_name
+
+    info = evaluator.metrics[metric_key]
+    test_key = evaluator.test_metric
+    test_info = evaluator.metrics.get(test_key)
+    seeds, budget = record.values.shape
+    pos = np.broadcast_to(np.arange(budget), (seeds, budget))
+    best_val, best_pos = best_so_far(pos, record.values, info.higher_is_better)
+    cache: dict[str, float] = {}
+    best_test = np.full((seeds, budget), np.nan)
+    for s in range(seeds):
+        for q in range(budget):
+            p = best_pos[s, q]
+            if p < 0:
+                continue
+            text = record.texts[s, p]
+            if text not in cache:
+                cache[text] = float(evaluator.test_value(record.archs[s][p]))
+            best_test[s, q] = cache[text]
+    final_test = best_test[:, -1]
+    test_mean, test_se = mean_se(final_test)
+    test_opt = None if test_info is None else test_info.optimum
+    if test_opt is not None and np.isfinite(test_opt):
+        regret = test_opt - final_test if test_info.higher_is_better else final_test - test_opt
+        regret_mean, regret_se = mean_se(regret)
+    else:
+        regret_mean = regret_se = None
+    if info.optimum is not None and np.isfinite(info.optimum):
+        hit = record.values == info.optimum
+        found, to_opt = float(hit.any(axis=1).mean()), float(samples_to_hit(hit).mean())
+    else:
+        found = to_opt = None
+    summary = {
+        "benchmark": evaluator.name,
+        "strategy": strategy.name,
+        "budget": int(strategy.budget),
+        "seeds": int(seeds),
+        "search_metric": metric_name(metric_key),
+        "test_metric": metric_name(test_key),
+        "final_test_mean": test_mean,
+        "final_test_se": test_se,
+        "final_regret_mean": regret_mean,
+        "final_regret_se": regret_se,
+        "found_optimum_fraction": found,
+        "samples_to_optimum_mean": to_opt,
+        "wall_seconds": float(record.wall_seconds),
+        "search_optimum": info.optimum,
+        "test_optimum": test_opt,
+        "failed_fraction": float(record.failed.mean()),
+        "evaluations_failed": int(record.failed.sum()),
+        "resumed_evaluations": int(record.resumed),
+        "test_measured_after_search": len(cache),
+        "options": strategy.settings(),
+        "space": evaluator.space.name,
+        "device": str(jax.devices()[0].platform),
+    }
+    summary.update(extra or {})
+    trajectory = {
+        "index": np.array([[evaluator.index_of(a) for a in row] for row in record.archs], np.int64),
+        "arch": record.texts,
+        "value": record.values.astype(np.float64),
+        "best_search": best_val,
+        "best_test": best_test,
+    }
+    return SearchResult(summary, trajectory)
