@@ -301,15 +301,14 @@ def cmd_describe(args) -> int:
 def cmd_train(args) -> int:
     from tqdm import tqdm
 
-    from jnas.models import check_network_options
-    from jnas.runs.training import parse_arch, train_architecture, training_config
+    from jnas.runs.training import check_model_options, parse_arch, train_architecture, training_config
     from jnas.train.loop import CheckpointMismatch
 
     if args.epochs < 1:
         raise JnasError(f"--epochs: got {args.epochs}, expected a positive integer")
     parse_arch(args.space, args.arch)  # bad input fails before the progress bar starts
     training_config(args.epochs, args.seed, _typed_sets(args.config))
-    check_network_options(args.space, _typed_sets(args.set))
+    check_model_options(args.space, _typed_sets(args.set))
 
     # One bar on stderr, drawn once per epoch and gone at the end (only on a terminal: a log gets no bar);
     # each epoch's line goes to stdout once.

@@ -14,5 +14,13 @@ def user_cache() -> Path:
 
 def data_dir() -> Path:
     """The folder holding benchmark tables and offline datasets: ``$JNAS_DATA_DIR``, else :func:`user_cache`."""
+    return data_dir_and_origin()[0]
+
+
+def data_dir_and_origin() -> tuple[Path, str]:
+    """:func:`data_dir` and, in words, how it was chosen (for ``jnas data status``)."""
     env = os.environ.get("JNAS_DATA_DIR")
-    return Path(env).expanduser() if env else user_cache()
+    if env:
+        return Path(env).expanduser(), "set by $JNAS_DATA_DIR"
+    why = "is empty" if env == "" else "is not set"
+    return user_cache(), f"the user cache; $JNAS_DATA_DIR {why}"

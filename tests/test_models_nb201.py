@@ -153,7 +153,7 @@ def test_activation_bytes_positive_and_growing_with_channels():
 # ----- published parameters and FLOPs (NAS-Bench-Suite-Zero table) -----------------------------------
 @pytest.fixture(scope="module")
 def table():
-    path = data_file("nb201_zero_cost_proxies.csv.gz", "jnas data fetch nb201")
+    path = data_file("nb201_zero_cost_proxies.csv.gz")
     with gzip.open(path, "rt") as f:
         df = pd.read_csv(f, usecols=["arch_str", "dataset", "flops", "params"])
     index = {name: k for k, name in enumerate(OPS)}

@@ -2,9 +2,11 @@
 
 :func:`fetch_nb201` downloads every file of a manifest (default
 :data:`jnas.benchmarks.sources.NB201_SOURCES`) from
-``<base>/<owner>/<repo>/<commit>/<path>`` with ``urllib``, checks each file's
-sha256 against the manifest **before anything reads it** (so the pandas pickle
-of source D is unpickled only once its hash matched), and rebuilds
+``<base>/<owner>/<repo>/<commit>/<path>`` with ``urllib`` (``base`` is
+``https://raw.githubusercontent.com`` or a mirror with the same layout), checks
+each file's byte size and sha256 against the manifest **before anything reads
+it** (so the pandas pickle of source D is unpickled only once its hash
+matched), and rebuilds
 
 * ``nb201_accuracies.csv.gz`` -- 15,625 rows in official NB201 index order:
   ``arch_index, arch_str``, ``{cifar10,cifar100,imagenet16_120}_test_acc_200ep``,
@@ -44,7 +46,12 @@ script ``generate_mini_bench.py``; the pickle itself is binary and was not read)
 * ``naslib_zc_json`` (C, NASLib ``naslib/data/zc_nasbench201.json``):
   ``{dataset: {"(e12, ..., e34)": {"idx": ..., "arch": ..., "val_accuracy": float, <proxy>: {...}}}}``
   with dataset keys ``cifar10``, ``cifar100``, ``ImageNet16-120`` (matched
-  case-insensitively; others ignored).
+  case-insensitively; others ignored). The version at ``22280f71`` wraps the
+  datasets in a search-space key, ``{"nasbench201": {dataset: {...}}}``, and
+  keeps proxies as plain floats (seen in a stored public copy of that size).
+  It is the only source of many CIFAR-100 validation values, so the wrapper
+  is unwrapped, and a file with no known dataset block is an error rather
+  than a silent contribution of nothing.
 * ``mini_pickle`` (D, ``mini-bench-arch-cell-accs.pd``): a pickled
   ``pandas.DataFrame`` with columns ``arch`` (index), ``cellstr`` (arch string),
   ``cifar10-test, cifar10-val, cifar100-test, cifar100-val, imagenet-test,
@@ -69,6 +76,7 @@ import os
 import re
 import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -134,20 +142,29 @@ def fetch_nb201(
     """Download, verify and rebuild the NB201 accuracy and HW-NAS-Bench tables.
 
     dest: folder to write the ``.csv.gz`` tables into (default ``datadir.data_dir()``).
-    base_urls: URL prefixes tried in order for every file (on network failure the
-        next is tried); default ``("https://raw.githubusercontent.com",)``.
+    base_urls: http(s) URL prefixes serving ``<prefix>/<owner>/<repo>/<commit>/<path>``
+        (a mirror of raw.githubusercontent.com); default ``("https://raw.githubusercontent.com",)``.
+        Tried in order, the next only when the previous one could not be reached
+        (network failure); an HTTP answer such as 404 is final for that file.
     manifest: the upstream files (default ``NB201_SOURCES``); every entry needs a sha256.
     timeout: seconds per network operation.
     Returns the paths of the written tables (accuracies, hardware).
     """
     manifest = tuple(NB201_SOURCES if manifest is None else manifest)
-    bases = tuple(base_urls) if base_urls is not None else (GITHUB_RAW,)
-    if not bases:
-        raise JnasError("base_urls: got an empty list, expected at least one URL prefix")
+    bases = _check_bases(base_urls)
     _check_manifest(manifest)
     dest = Path(datadir.data_dir() if dest is None else dest).expanduser()
-    dest.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".jnas-fetch-", dir=dest) as tmp:
+    if dest.exists() and not dest.is_dir():
+        raise JnasError(f"dest: {dest} is a file, expected a folder to write the tables into")
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise JnasError(f"dest: cannot create the folder {dest} ({e.strerror or e})") from None
+    try:
+        workdir = tempfile.TemporaryDirectory(prefix=".jnas-fetch-", dir=dest)
+    except OSError as e:
+        raise JnasError(f"dest: cannot write into the folder {dest} ({e.strerror or e})") from None
+    with workdir as tmp:
         # Everything is downloaded and verified before any file is parsed.
         files = [(src, _download(src, bases, Path(tmp), timeout)) for src in manifest]
         parsed = [(src, _PARSERS[src.kind](path, src)) for src, path in files]
@@ -164,28 +181,46 @@ def hash_sources(
     manifest: Sequence[Source] | None = None,
     *,
     timeout: float = 60.0,
-) -> list[tuple[Source, str]]:
-    """Download every manifest file and return ``(source, sha256)`` pairs, reading nothing.
+) -> list[tuple[Source, str, int]]:
+    """Download every manifest file and return ``(source, sha256, size in bytes)``, reading nothing.
 
     A maintainer's tool for pinning the manifest from a trusted connection
     (``jnas data hashes nb201``): the bytes are only hashed, never parsed or
-    unpickled, and are deleted afterwards.
+    unpickled, and are deleted afterwards. Pinned hashes and sizes are not
+    checked here. ``base_urls`` as in :func:`fetch_nb201`.
     """
     manifest = tuple(NB201_SOURCES if manifest is None else manifest)
-    bases = tuple(base_urls) if base_urls is not None else (GITHUB_RAW,)
+    bases = _check_bases(base_urls)
     out = []
     with tempfile.TemporaryDirectory(prefix=".jnas-hash-") as tmp:
         for src in manifest:
-            failures = []
-            for base in bases:
-                try:
-                    out.append((src, _stream(src.url(base), Path(tmp) / src.name, timeout)))
-                    break
-                except (OSError, http.client.HTTPException) as e:
-                    failures.append(f"{src.url(base)}: {_reason(e)}")
-            else:
-                raise JnasError(f"could not download {src.name} (network failure): {'; '.join(failures)}")
+            _, digest, size = _get(src, bases, Path(tmp) / src.name, timeout, None)
+            out.append((src, digest, size))
     return out
+
+
+def check_base_url(url: str, name: str = "base_urls") -> str:
+    """``url`` if it can prefix ``<owner>/<repo>/<commit>/<path>``; else a ``JnasError`` naming ``name``."""
+    parts = urllib.parse.urlsplit(str(url))
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        raise JnasError(
+            f"{name}: got {url!r}, expected an http:// or https:// URL "
+            "(a mirror serving <URL>/<owner>/<repo>/<commit>/<path>, e.g. http://mirror.example:8000/github-raw)"
+        )
+    if parts.query or parts.fragment:
+        raise JnasError(f"{name}: got {url!r}, expected a URL without ?query or #fragment (file paths are appended)")
+    return str(url)
+
+
+def _check_bases(base_urls: Iterable[str] | None) -> tuple[str, ...]:
+    if base_urls is None:
+        return (GITHUB_RAW,)
+    if isinstance(base_urls, str):
+        base_urls = [base_urls]
+    bases = tuple(check_base_url(b) for b in base_urls)
+    if not bases:
+        raise JnasError("base_urls: got an empty list, expected at least one URL prefix")
+    return bases
 
 
 # ----------------------------------------------------------------------------- manifest
@@ -207,6 +242,8 @@ def _check_manifest(manifest: Sequence[Source]) -> None:
             raise JnasError(f"manifest: {s.name} has unknown kind {s.kind!r}; valid: {', '.join(_PARSERS)}")
         if not re.fullmatch(r"[0-9a-fA-F]{64}", s.sha256):
             raise JnasError(f"manifest: sha256 of {s.name} is {s.sha256!r}, expected 64 hex digits")
+        if s.size is not None and (not isinstance(s.size, int) or s.size <= 0):
+            raise JnasError(f"manifest: size of {s.name} is {s.size!r}, expected a positive number of bytes")
     kinds = [s.kind for s in manifest]
     for kind in ("nats_csv", "mini_pickle"):
         if kinds.count(kind) != 1:
@@ -220,35 +257,69 @@ def _check_manifest(manifest: Sequence[Source]) -> None:
 
 
 def _download(src: Source, bases: Sequence[str], folder: Path, timeout: float) -> Path:
-    """Fetch ``src`` into ``folder``; returns its path only if its sha256 matches."""
+    """Fetch ``src`` into ``folder``; returns its path only if its size and sha256 match."""
     target = folder / src.name
+    url, digest, size = _get(src, bases, target, timeout, src.size)
+    if src.size is not None and size != src.size:
+        target.unlink(missing_ok=True)
+        got = f"more than {src.size:,}" if size > src.size else f"{size:,}"
+        raise JnasError(
+            f"size mismatch for {src.name} from {url}: got {got} bytes, expected {src.size:,}; "
+            "the download was discarded" + _layout_hint(url)
+        )
+    if digest != src.sha256.lower():
+        target.unlink(missing_ok=True)
+        raise JnasError(
+            f"sha256 mismatch for {src.name} from {url}: got {digest}, expected {src.sha256.lower()}; "
+            "the download was discarded"
+        )
+    return target
+
+
+def _get(src: Source, bases: Sequence[str], target: Path, timeout: float, limit: int | None):
+    """Copy ``src`` from the first base that answers; ``(url, sha256, bytes read)``.
+
+    The next base is tried only on a network failure; an HTTP error answer is final.
+    Reading stops after ``limit + 1`` bytes when ``limit`` is given.
+    """
     failures = []
     for base in bases:
         url = src.url(base)
         try:
-            digest = _stream(url, target, timeout)
+            return (url, *_stream(url, target, timeout, limit))
+        except urllib.error.HTTPError as e:
+            target.unlink(missing_ok=True)
+            where = "raw.githubusercontent.com" if base == GITHUB_RAW else "the mirror"
+            missing = f"is not on {where}" if e.code == 404 else "could not be downloaded"
+            raise JnasError(f"{src.name} {missing}: {url} answered {_reason(e)}" + _layout_hint(url)) from None
         except (OSError, http.client.HTTPException) as e:  # URLError and timeouts are OSErrors
             target.unlink(missing_ok=True)
             failures.append(f"{url}: {_reason(e)}")
-            continue
-        if digest != src.sha256.lower():
-            target.unlink(missing_ok=True)
-            raise JnasError(
-                f"sha256 mismatch for {src.name} from {url}: got {digest}, expected {src.sha256.lower()}; "
-                "the download was discarded"
-            )
-        return target
-    raise JnasError(f"could not download {src.name} (network failure): {'; '.join(failures)}")
+    hint = (
+        "check the connection; behind a proxy set HTTPS_PROXY, or use a mirror: --mirror URL"
+        if bases == (GITHUB_RAW,) else "is the mirror running, and is its URL right?"
+    )
+    raise JnasError(f"could not download {src.name} (network failure): {'; '.join(failures)} ({hint})")
 
 
-def _stream(url: str, target: Path, timeout: float) -> str:
-    """Copy ``url`` to ``target``; returns the hex sha256 of the bytes."""
+def _layout_hint(url: str) -> str:
+    if url.startswith(GITHUB_RAW + "/"):
+        return ""
+    return " (a mirror must serve each file at <URL>/<owner>/<repo>/<commit>/<path>, as raw.githubusercontent.com does)"
+
+
+def _stream(url: str, target: Path, timeout: float, limit: int | None = None) -> tuple[str, int]:
+    """Copy ``url`` to ``target``; returns the hex sha256 of the bytes and their count."""
     h = hashlib.sha256()
+    n = 0
     with urllib.request.urlopen(url, timeout=timeout) as resp, open(target, "wb") as f:
         while chunk := resp.read(_CHUNK):
             h.update(chunk)
             f.write(chunk)
-    return h.hexdigest()
+            n += len(chunk)
+            if limit is not None and n > limit:
+                break
+    return h.hexdigest(), n
 
 
 def _reason(e: BaseException) -> str:
@@ -308,6 +379,8 @@ def _parse_naslib_json(path: Path, src: Source) -> dict[str, pd.Series]:
         raise JnasError(f"{src.name}: not readable JSON ({e})") from None
     if not isinstance(data, dict):
         raise JnasError(f"{src.name}: expected a JSON object keyed by dataset")
+    if isinstance(data.get("nasbench201"), dict):  # {"nasbench201": {dataset: ...}} (NASLib @22280f71)
+        data = data["nasbench201"]
     out = {}
     for dataset, archs in data.items():
         key = _dataset_key(dataset)
@@ -319,6 +392,11 @@ def _parse_naslib_json(path: Path, src: Source) -> dict[str, pd.Series]:
             if isinstance(rec, dict) and rec.get("val_accuracy") is not None
         }
         out[key] = pd.Series(vals, dtype=float)
+    if not out:
+        raise JnasError(
+            f"{src.name}: no NB201 dataset block (cifar10, cifar100, ImageNet16-120, at the top or inside "
+            f"'nasbench201'); keys: {list(data)[:5]}"
+        )
     return out
 
 

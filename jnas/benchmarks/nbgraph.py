@@ -16,6 +16,8 @@ Metrics (no fidelity):
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.metadata
 import importlib.resources
 import pickle
 
@@ -26,6 +28,7 @@ from jnas.errors import JnasError
 from jnas.spaces.nbgraph import NBGRAPH, NBGRAPH_PROTEINS
 
 DATASETS = ("cora", "citeseer", "pubmed", "cs", "physics", "photo", "computers", "arxiv", "proteins")
+PACKAGE, PACKAGE_VERSION = "nas-bench-graph", "1.4.0"
 #: our column -> (upstream field, scale)
 _FIELDS = {
     "valid_acc": ("valid_perf", 100.0),
@@ -44,7 +47,35 @@ def read_table(dataset: str) -> dict:
         # A trusted file from a pinned dependency, not user input.
         return pickle.loads(path.read_bytes())
     except (ModuleNotFoundError, FileNotFoundError) as e:
-        raise JnasError(f"dataset: {dataset!r} needs the package nas-bench-graph==1.4.0 ({e})") from None
+        raise JnasError(f"dataset: {dataset!r} needs the package {PACKAGE}=={PACKAGE_VERSION} ({e})") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class PackageStatus:
+    """Where the installed package keeps its tables (``jnas data status``).
+
+    version: installed version, or ``None``; folder: its ``light`` folder, or ``None``;
+    found / missing: datasets whose table file is / is not there; problem: what is wrong, in words.
+    """
+
+    version: str | None
+    folder: str | None
+    found: tuple[str, ...]
+    missing: tuple[str, ...]
+    problem: str = ""
+
+
+def package_status() -> PackageStatus:
+    """Which NAS-Bench-Graph tables the installed package ships (reads no table)."""
+    try:
+        version = importlib.metadata.version(PACKAGE)
+        folder = importlib.resources.files("nas_bench_graph") / "light"
+    except (ModuleNotFoundError, importlib.metadata.PackageNotFoundError):
+        return PackageStatus(None, None, (), DATASETS, f"package {PACKAGE} is not installed")
+    found = tuple(d for d in DATASETS if (folder / f"{d}.bench").is_file())
+    missing = tuple(d for d in DATASETS if d not in found)
+    problem = f"package {PACKAGE} {version} lacks the tables of {', '.join(missing)}" if missing else ""
+    return PackageStatus(version, str(folder), found, missing, problem)
 
 
 def load(dataset: str) -> TabularBenchmark:
