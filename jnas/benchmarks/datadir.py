@@ -20,12 +20,14 @@ class DataFile:
     name: file name inside the data folder.
     what: what it holds and what uses it.
     get: how to obtain it: a shell command when ``command`` is true, else words.
+    optional: jnas works without it (only what ``what`` names needs it); not counted as missing.
     """
 
     name: str
     what: str
     get: str
     command: bool = True
+    optional: bool = False
 
 
 NB201_FETCH = "jnas data fetch nb201"
@@ -33,9 +35,10 @@ FILES: tuple[DataFile, ...] = (
     DataFile("nb201_accuracies.csv.gz", "NAS-Bench-201 accuracies (nb201/*)", NB201_FETCH),
     DataFile("nb201_hw_nas_bench.csv.gz", "HW-NAS-Bench latency and energy (nb201/*)", NB201_FETCH),
     DataFile(
-        "nb201_zero_cost_proxies.csv.gz", "NAS-Bench-Suite-Zero params and FLOPs (nb201/*)",
+        "nb201_zero_cost_proxies.csv.gz",
+        "NAS-Bench-Suite-Zero params and FLOPs (nb201/*; optional, needed only for the params/flops metrics)",
         "copy it into the data folder from a machine that has it (`jnas data fetch nb201` does not rebuild it)",
-        command=False,
+        command=False, optional=True,
     ),
     DataFile(
         "cifar10_subset.npz", "CIFAR-10 subset (jnas train --data cifar10_subset)",
@@ -73,13 +76,14 @@ def data_file(name: str, fetch_hint: str | None = None) -> Path:
 
 
 def status_lines() -> tuple[list[str], int]:
-    """The report of ``jnas data status`` as lines, and the number of missing items."""
+    """The report of ``jnas data status`` as lines, and the number of missing items (optional files not counted)."""
     from jnas.benchmarks import nbgraph
 
     folder, origin = data_dir_and_origin()
     state = "" if folder.is_dir() else (", not a folder" if folder.exists() else ", does not exist yet")
     lines = [f"data folder: {folder} ({origin}{state})"]
     missing: dict[str, list[str]] = {}  # advice -> file names
+    n_optional = 0
     width = max(len(f.name) for f in FILES)
     for f in FILES:
         path = folder / f.name
@@ -87,7 +91,10 @@ def status_lines() -> tuple[list[str], int]:
             lines.append(f"found    {f.name:<{width}}  {f.what}: {path} ({path.stat().st_size:,} bytes)")
         else:
             lines.append(f"missing  {f.name:<{width}}  {f.what}")
-            missing.setdefault(f"run `{f.get}`" if f.command else f.get, []).append(f.name)
+            missing.setdefault(f"run `{f.get}`" if f.command else f.get, []).append(
+                f"{f.name} (optional)" if f.optional else f.name
+            )
+            n_optional += f.optional
     graph = nbgraph.package_status()
     what = f"{'nas-bench-graph':<{width}}  NAS-Bench-Graph tables (nbgraph/*)"
     if graph.missing:
@@ -100,4 +107,4 @@ def status_lines() -> tuple[list[str], int]:
         lines.append(f"found    {what}: {len(graph.found)} datasets in {graph.folder} (package {graph.version}{other})")
     lines.append("")
     lines += [f"to get {', '.join(names)}: {how}" for how, names in missing.items()] or ["nothing missing"]
-    return lines, sum(len(v) for v in missing.values())
+    return lines, sum(len(v) for v in missing.values()) - n_optional

@@ -23,6 +23,14 @@ Metrics (accuracies in percent, fidelity = training epochs):
 * ``params`` (millions) and ``flops`` (MFLOPs): NAS-Bench-Suite-Zero, NaN
   outside its coverage (9,445 rows for cifar10 / imagenet16-120, 725 for cifar100).
 
+Data files: ``nb201_accuracies.csv.gz`` and ``nb201_hw_nas_bench.csv.gz`` are
+required (``jnas data fetch nb201`` rebuilds both). ``nb201_zero_cost_proxies.csv.gz``
+(``params`` / ``flops``) is optional, since no command fetches it: without it
+the benchmark loads with every accuracy and hardware metric and no ``params``
+/ ``flops``, and asking for one of those is a one-line error naming the file
+and the folder it is looked for in. A cost file that is present but damaged
+is an error, as any other table.
+
 Search defaults never look at test data: cifar10 searches 200-epoch
 validation accuracy; cifar100 and imagenet16-120 search 12-epoch validation
 accuracy, the only validation columns that cover the whole space.
@@ -30,6 +38,7 @@ accuracy, the only validation columns that cover the whole space.
 
 from __future__ import annotations
 
+import os
 import zlib
 
 import numpy as np
@@ -38,12 +47,14 @@ import pandas as pd
 from jnas.benchmarks.base import TabularBenchmark
 from jnas.benchmarks.datadir import data_file, how_to_get
 from jnas.errors import JnasError
+from jnas.paths import data_dir
 from jnas.spaces.nb201 import EDGES, NB201, OPS
 
 FETCH = "jnas data fetch nb201"
 ACCURACIES = "nb201_accuracies.csv.gz"
 HARDWARE = "nb201_hw_nas_bench.csv.gz"
 COSTS = "nb201_zero_cost_proxies.csv.gz"
+COST_METRICS = ("params", "flops")  # the metrics of COSTS, the one optional table
 
 #: benchmark dataset -> (column prefix in the accuracy table, dataset label in the HW / cost tables)
 DATASETS = {
@@ -140,6 +151,33 @@ def _block(df: pd.DataFrame, name: str, label: str, arch_strs: np.ndarray, compl
     return blk.set_index("arch_index").reindex(np.arange(n))
 
 
+class NB201Benchmark(TabularBenchmark):
+    """A :class:`TabularBenchmark` that says why some of its metrics are absent.
+
+    unavailable: ``{metric: one-line reason}`` for metrics left out because
+    their optional data file is missing; asking for one raises that reason
+    rather than the list of known metrics.
+    """
+
+    def __init__(self, *args, unavailable: dict[str, str] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.unavailable = dict(unavailable or {})
+
+    def resolve(self, metric: str | None = None, fidelity: int | None = None) -> tuple[str, int | None]:
+        """:meth:`TabularBenchmark.resolve`; a metric left out for a missing data file says which and where."""
+        if metric in self.unavailable:
+            raise JnasError(self.unavailable[metric])
+        return super().resolve(metric, fidelity)
+
+
+def _missing_costs_reason(metric: str, name: str) -> str:
+    """The one-line error for ``metric`` of benchmark ``name`` when the cost table is not in the data folder."""
+    return (
+        f"metric: {metric!r} of {name} needs the optional data file {COSTS!r} (NAS-Bench-Suite-Zero params and "
+        f"FLOPs), which is not in {data_dir()}; {how_to_get(COSTS)}, or set JNAS_DATA_DIR to a folder holding it"
+    )
+
+
 def load(dataset: str) -> TabularBenchmark:
     """The NB201 benchmark on ``dataset`` (cifar10, cifar100, imagenet16-120)."""
     import jax.numpy as jnp
@@ -164,10 +202,15 @@ def load(dataset: str) -> TabularBenchmark:
         v = hw[c].to_numpy(np.float64)
         cols[(c, None)] = np.where(v < 0, np.nan, v)  # -1 = upstream "not measured"
 
-    cost = read_table(COSTS, ["arch_index", "params", "flops"], ("arch_str", "dataset"))
-    cost = _block(cost, COSTS, label, arch_strs, complete=False)
-    cols[("params", None)] = cost["params"].to_numpy(np.float64)
-    cols[("flops", None)] = cost["flops"].to_numpy(np.float64)
+    name = f"nb201/{dataset}"
+    unavailable = {}
+    if os.path.lexists(data_dir() / COSTS):  # present (even a broken link): any damage is an error
+        cost = read_table(COSTS, ["arch_index", *COST_METRICS], ("arch_str", "dataset"))
+        cost = _block(cost, COSTS, label, arch_strs, complete=False)
+        for c in COST_METRICS:
+            cols[(c, None)] = cost[c].to_numpy(np.float64)
+    else:  # optional: no command fetches it
+        unavailable = {c: _missing_costs_reason(c, name) for c in COST_METRICS}
 
     desc = {
         "test_acc": ("test accuracy (seed mean)", "%", True),
@@ -185,8 +228,8 @@ def load(dataset: str) -> TabularBenchmark:
         return jnp.where(i >= 0, perm[jnp.clip(i, 0)], -1)
 
     search = ("valid_acc", 200) if dataset == "cifar10" else ("valid_acc", 12)
-    return TabularBenchmark(
-        name=f"nb201/{dataset}",
+    return NB201Benchmark(
+        name=name,
         space=NB201,
         columns=cols,
         descriptions=desc,
@@ -194,4 +237,5 @@ def load(dataset: str) -> TabularBenchmark:
         search_metric=search,
         test_metric=("test_acc", 200),
         official_index=np.arange(n),
+        unavailable=unavailable,
     )
