@@ -1,8 +1,10 @@
 """`jnas describe` and `jnas train`: one JSON object on stdout, real training, clear errors."""
 
 import gzip
+import io
 import json
 import os
+import sys
 
 import numpy as np
 import pandas as pd
@@ -11,6 +13,7 @@ import pytest
 from jnas.cli import main
 
 ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+NAGO = "top=WS(n=4,k=2,p=0.50) mid=ER(n=1,p=0.20) bottom=WS(n=3,k=2,p=0.50)"
 
 
 def _published(arch: str, dataset: str) -> pd.Series:
@@ -70,6 +73,23 @@ def test_describe_nago_seed_changes_the_network(capsys):
         (["train", "--space", "nb201", "--arch", ARCH, "--epochs", "0", "--out", "x"], "--epochs: got 0"),
         (["train", "--space", "nb201", "--arch", ARCH, "--epochs", "1", "--out", "x", "--config", "lr=-1"],
          "TrainConfig.lr"),
+        # a misspelt network option names itself, a close match and every valid option with its default
+        (["describe", "--space", "nb201", "--arch", ARCH, "--set", "chanels=8"],
+         "unknown network option 'chanels' for space 'nb201' (did you mean 'channels'?); "
+         "valid: channels=16, cells_per_stage=5"),
+        (["describe", "--space", "nago", "--arch", NAGO, "--set", "chanel_ratio=1"],
+         "valid: seed=0, param_limit=4000000.0, input_shape=(32, 32, 3), stage_ratio, channel_ratio, op_probs"),
+        (["describe", "--space", "convnet", "--arch", "64-3", "--set", "space=convnet"],
+         "space: got 'convnet', expected no value: the space 'convnet' fixes it"),
+        (["describe", "--space", "convnet", "--arch", "64-3", "--set", "in_channels=1"],
+         "in_channels: got 1, expected 3, the channel count of the cifar10 images"),
+        (["describe", "--space", "nago", "--arch", NAGO, "--set", "param_limit=big"],
+         "param_limit: got 'big', expected a number (default 4000000.0)"),
+        # train checks network options before it reads (or prepares) any data
+        (["train", "--space", "nb201", "--arch", ARCH, "--epochs", "1", "--out", "x", "--data", "/missing.npz",
+          "--set", "chanels=8"], "unknown network option 'chanels'"),
+        (["train", "--space", "nb201", "--arch", ARCH, "--epochs", "1", "--out", "x", "--data", "/missing.npz",
+          "--set", "channels=8.5"], "channels: got 8.5, expected an integer (default 16)"),
     ],
 )
 def test_bad_input_is_one_line(capsys, argv, needle):
@@ -78,8 +98,16 @@ def test_bad_input_is_one_line(capsys, argv, needle):
     assert needle in err and "\n" not in err and "Traceback" not in err
 
 
+class _Terminal(io.StringIO):
+    """A stderr that says it is a terminal: tqdm draws its bar only there."""
+
+    def isatty(self):
+        return True
+
+
 def test_train_writes_result_and_learns(tmp_path, capsys, monkeypatch):
-    """A tiny NB201 network on a two-class slice of the real CIFAR-10 subset (8x8 crops) learns."""
+    """A tiny NB201 network on a two-class slice of the real CIFAR-10 subset (8x8 crops) learns; the terminal
+    shows one progress bar and one line per epoch."""
     with np.load(os.path.join(os.environ["JNAS_DATA_DIR"], "cifar10_subset.npz")) as z:
         arrays = {k: z[k] for k in ("x_train", "y_train", "x_test", "y_test")}
     keep = {s: np.isin(arrays[f"y_{s}"], (0, 1)) for s in ("train", "test")}  # airplane vs automobile
@@ -89,11 +117,18 @@ def test_train_writes_result_and_learns(tmp_path, capsys, monkeypatch):
     out = tmp_path / "run"
     argv = ["train", "--space", "nb201", "--arch", ARCH, "--data", str(tmp_path / "two.npz"), "--epochs", "3",
             "--out", str(out), "--set", "channels=4", "--set", "cells_per_stage=1", "--config", "batch_size=64",
-            "--config", "crop_pad=0", "--no-progress"]
-    monkeypatch.setenv("JNAS_TFDS_DIR", str(tmp_path / "tfds"))
+            "--config", "crop_pad=0"]
+    monkeypatch.setenv("JNAS_TFDS_DIR", str(tmp_path / "tfds"))  # a fresh TFDS copy is written from the .npz
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
     assert main(argv) == 0
-    printed = capsys.readouterr().out
-    assert printed.count("epoch ") == 3 and "final train acc" in printed
+    printed, bar = capsys.readouterr().out, terminal.getvalue()
+    # stdout: one line per epoch and the summary; nothing from TFDS about "downloading" local arrays
+    assert [line.split()[:2] for line in printed.splitlines()] == [["epoch", "1"], ["epoch", "2"], ["epoch", "3"],
+                                                                  ["final", "train"]]
+    # stderr: one bar, each state drawn once, gone at the end; no TFDS bars
+    assert [bar.count(f"{i}/3") for i in range(4)] == [1, 1, 1, 1] and "Generating" not in bar
+    assert bar.rsplit("3/3", 1)[1].split("\r", 1)[1].strip() == ""  # the last draw is followed by a blank line
     r = json.loads((out / "result.json").read_text())
     assert r["epochs"] == 3 and r["num_classes"] == 2 and len(r["history"]) == 3
     assert r["config"]["batch_size"] == 64 and r["train_size"] == int(keep["train"].sum())

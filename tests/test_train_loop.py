@@ -18,6 +18,7 @@ from helpers import two_class_images as make_data
 from jnas.errors import JnasError
 from jnas.train import checkpoint
 from jnas.train.loop import (
+    CheckpointMismatch,
     TrainingDiverged,
     compute_graphdef,
     make_train_step,
@@ -139,6 +140,30 @@ def test_interrupted_then_resumed_run_is_bit_identical(reference, tmp_path):
         train(tiny(), TRAIN, TEST, CFG.replace(lr=0.2), key=jax.random.key(0), checkpoint_dir=tmp_path)
     with pytest.raises(JnasError, match="key"):
         train(tiny(), TRAIN, TEST, CFG, key=jax.random.key(5), checkpoint_dir=tmp_path)
+
+
+def test_resume_checks_the_run_identity_before_reading_arrays(tmp_path):
+    """A checkpoint of another architecture with the same parameter tree is refused, not resumed."""
+    cfg = CFG.replace(epochs=1)
+    ident = {"space": "nb201", "arch": "a", "data": "d", "model_options": {"channels": 16}}
+    train(tiny(), TRAIN, TEST, cfg, key=jax.random.key(0), checkpoint_dir=tmp_path, identity=ident)
+    assert checkpoint.read_meta(tmp_path)["run"] == ident  # saved with the checkpoint
+
+    with pytest.raises(CheckpointMismatch, match=r"\(arch: 'a' \(checkpoint\) vs 'b' \(now\)\)"):
+        train(tiny(), TRAIN, TEST, cfg, key=jax.random.key(0), checkpoint_dir=tmp_path, identity={**ident, "arch": "b"})
+    with pytest.raises(JnasError, match=r"model_options.channels: 16 \(checkpoint\) vs 8 \(now\)"):
+        other = {**ident, "model_options": {"channels": 8}}
+        train(TinyNet(channels=8, rngs=nnx.Rngs(0)), TRAIN, TEST, cfg, key=jax.random.key(0),
+              checkpoint_dir=tmp_path, identity=other)  # another tree: named by identity, not by orbax
+    res = train(tiny(), TRAIN, TEST, cfg, key=jax.random.key(0), checkpoint_dir=tmp_path, identity=ident)
+    assert res.resumed_from == 1
+
+    plain = tmp_path / "plain"  # written without an identity: cannot be vouched for
+    train(tiny(), TRAIN, TEST, cfg, key=jax.random.key(0), checkpoint_dir=plain)
+    with pytest.raises(JnasError, match="run identity: none in the checkpoint"):
+        train(tiny(), TRAIN, TEST, cfg, key=jax.random.key(0), checkpoint_dir=plain, identity=ident)
+    with pytest.raises(JnasError, match="identity: got"):
+        train(tiny(), TRAIN, TEST, cfg, key=jax.random.key(0), identity={"arch": object()})
 
 
 # ----- optimizer pieces -----------------------------------------------------------------------

@@ -11,9 +11,14 @@ activation memory of any built network without compiling it.
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import inspect
+import numbers
 
-from jnas.errors import bad_argument, unknown_name
+import numpy as np
+
+from jnas.errors import JnasError, bad_argument, unknown_name
 
 # space name -> (module holding ``build``, options that space fixes); imported lazily (flax import is slow)
 _BUILDERS = {
@@ -35,14 +40,67 @@ def names() -> list[str]:
     return sorted(_BUILDERS)
 
 
-def build_network(space: str, arch, *, num_classes: int, rngs, **options):
-    """The network of ``arch`` in ``space`` (see the space's ``build`` for ``options``)."""
+def _builder(space: str):
+    """``(module, options the space fixes)`` of ``space``."""
     if space not in _BUILDERS:
         raise unknown_name("network space", space, _BUILDERS)
     module, fixed = _BUILDERS[space]
+    return importlib.import_module(module), fixed
+
+
+def network_options(space: str) -> dict:
+    """The network options of ``space``: ``{name: default}`` (``None`` where the builder gives none).
+
+    Read from the signature of the space's ``build`` (its keyword parameters
+    except ``num_classes``, ``rngs`` and the options the space fixes); a builder
+    taking ``**settings`` names those in its module's ``extra_options(**fixed)``.
+    """
+    module, fixed = _builder(space)
+    out = {}
+    for p in list(inspect.signature(module.build).parameters.values())[1:]:  # [0] is the architecture
+        if p.kind is p.VAR_KEYWORD:
+            out.update(dict.fromkeys(module.extra_options(**fixed)))
+        elif p.name not in ("num_classes", "rngs") and p.name not in fixed:
+            out[p.name] = None if p.default is p.empty else p.default
+    return out
+
+
+# (type of a default, what a value must then be, check): a cheap type check of an option's value
+_KINDS = (
+    (bool, "true or false", lambda v: isinstance(v, (bool, np.bool_))),
+    (int, "an integer", lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool)),
+    (float, "a number", lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool)),
+)
+
+
+def check_network_options(space: str, options: dict, /) -> None:
+    """Raise a one-line ``JnasError`` for an option ``space``'s network does not take or a value of the wrong type.
+
+    An unknown name is reported with the valid options (and a close match);
+    a value is checked against the type of its default (bool, int, float).
+    """
+    _, fixed = _builder(space)
     for name in fixed.keys() & options.keys():
         raise bad_argument(name, options[name], f"no value: the space {space!r} fixes it to {fixed[name]!r}")
-    return importlib.import_module(module).build(arch, num_classes=num_classes, rngs=rngs, **fixed, **options)
+    valid = network_options(space)
+    for name, value in options.items():
+        if name not in valid:
+            close = difflib.get_close_matches(str(name), valid, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            listed = ", ".join(k if v is None else f"{k}={v!r}" for k, v in valid.items())
+            raise JnasError(f"unknown network option {name!r} for space {space!r}{hint}; valid: {listed}")
+        for kind, expected, ok in _KINDS:
+            if isinstance(valid[name], kind):
+                if not ok(value):
+                    raise bad_argument(name, value, f"{expected} (default {valid[name]!r})")
+                break
 
 
-__all__ = ["GENERATED", "build_network", "names"]
+def build_network(space: str, arch, /, *, num_classes: int, rngs, **options):
+    """The network of ``arch`` in ``space`` (``network_options(space)`` lists the ``options``)."""
+    module, fixed = _builder(space)
+    check_network_options(space, options)
+    return module.build(arch, num_classes=num_classes, rngs=rngs, **fixed, **options)
+
+
+__all__ = ["GENERATED", "build_network", "check_network_options", "names", "network_options"]

@@ -528,6 +528,11 @@ def build_from_graphs(graphs: NetworkGraphs, channel_ratio=(1, 2, 4), *, num_cla
     return model
 
 
+def extra_options(generator: str = "hnag") -> tuple[str, ...]:
+    """Names of the generator settings ``build`` takes through ``**settings`` (``jnas.models`` lists them)."""
+    return _SETTINGS[generator]
+
+
 def build(arch, *, num_classes: int, rngs: nnx.Rngs, seed: int = 0, param_limit: float = 4e6,
           input_shape=(32, 32, 3), generator: str = "hnag", **settings) -> NagoNetwork:
     """The network drawn from the generator ``arch`` with ``jax.random.key(seed)``.
@@ -557,4 +562,4 @@ def build(arch, *, num_classes: int, rngs: nnx.Rngs, seed: int = 0, param_limit:
 
 __all__ = ["Graph", "Head", "Merge", "NagoNetwork", "Node", "Operation", "Stem", "activation_bytes", "build",
            "build_from_graphs", "choose_multiplier", "component_bytes", "component_params", "components",
-           "count_params_at"]
+           "count_params_at", "extra_options"]

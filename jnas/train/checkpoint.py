@@ -96,6 +96,29 @@ def latest_epoch(directory) -> int | None:
         mngr.close()
 
 
+def _step(mngr, directory, epoch: int | None) -> int:
+    """The saved step of ``epoch`` (default: the newest); a one-line error if there is none."""
+    step = mngr.latest_step() if epoch is None else int(epoch)
+    if step is None or step not in mngr.all_steps():
+        raise JnasError(f"checkpoint_dir: no checkpoint{'' if epoch is None else f' for epoch {epoch}'} in {directory}")
+    return step
+
+
+def read_meta(directory, epoch: int | None = None) -> dict:
+    """The ``meta`` record saved with the checkpoint of ``epoch`` (default: the newest), arrays left unread.
+
+    Lets a caller check what run a checkpoint belongs to before restoring
+    arrays of a possibly different shape.
+    """
+    mngr = _manager(directory, None)
+    try:
+        step = _step(mngr, directory, epoch)
+        out = mngr.restore(step, args=ocp.args.Composite(**{_META: ocp.args.JsonRestore()}))
+    finally:
+        mngr.close()
+    return dict(out[_META]["meta"])
+
+
 def restore(directory, *, state, opt_state, key, epoch: int | None = None) -> Checkpoint:
     """Read the checkpoint of ``epoch`` (default: the newest) from ``directory``.
 
@@ -106,11 +129,7 @@ def restore(directory, *, state, opt_state, key, epoch: int | None = None) -> Ch
     target = {"state": state, "opt_state": opt_state, "key": key}
     mngr = _manager(directory, None)
     try:
-        step = mngr.latest_step() if epoch is None else int(epoch)
-        if step is None or step not in mngr.all_steps():
-            raise JnasError(
-                f"checkpoint_dir: no checkpoint{'' if epoch is None else f' for epoch {epoch}'} in {directory}"
-            )
+        step = _step(mngr, directory, epoch)
         try:
             out = mngr.restore(
                 step,
@@ -137,4 +156,4 @@ def restore(directory, *, state, opt_state, key, epoch: int | None = None) -> Ch
     )
 
 
-__all__ = ["Checkpoint", "latest_epoch", "restore", "save"]
+__all__ = ["Checkpoint", "latest_epoch", "read_meta", "restore", "save"]

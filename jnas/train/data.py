@@ -20,6 +20,7 @@ See ``docs/data.md``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import importlib.util
@@ -36,6 +37,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from tensorflow_datasets.core import file_adapters
 from tensorflow_datasets.core import registered as tfds_registered
+from tensorflow_datasets.core.utils import tqdm_utils
 
 from jnas import paths
 from jnas.errors import JnasError, bad_argument
@@ -185,6 +187,14 @@ class _ArraysBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             disable_shuffling=True,  # keep the arrays' order: record i is row i
         )
 
+    # Local arrays: nothing is downloaded, so TFDS's "Downloading and preparing dataset Unknown size"
+    # and "... downloaded and prepared" lines (printed to stdout) would only mislead.
+    def _log_download_bytes(self) -> None:
+        pass
+
+    def _log_download_done(self) -> None:
+        pass
+
     def _split_generators(self, dl_manager):
         del dl_manager
         return {split: self._generate_examples(split) for split in self._splits}
@@ -245,8 +255,20 @@ def _write_arrays(name, root: Path, fingerprint: str, get_splits) -> str:
     if written is not None:  # stale copy of an older source
         shutil.rmtree(version_dir)
     builder = arrays_builder(name, get_splits(), data_dir=root, fingerprint=fingerprint)
-    builder.download_and_prepare(file_format="array_record")
+    with _no_tfds_progress_bars():  # a second or two of local writing: no "Generating splits" bars
+        builder.download_and_prepare(file_format="array_record")
     return str(version_dir)
+
+
+@contextlib.contextmanager
+def _no_tfds_progress_bars():
+    """Turn TFDS's progress bars off inside the block and back to what they were after it."""
+    was = getattr(tqdm_utils, "_active", True)
+    tfds.display_progress_bar(False)
+    try:
+        yield
+    finally:
+        tfds.display_progress_bar(was)
 
 
 def prepare_arrays(

@@ -269,22 +269,40 @@ def _steps(gd_train, gd_eval, config: TrainConfig, steps_per_epoch: int, mean: t
     return optimizer, train_step, eval_step
 
 
-def _check_resumable(directory, saved: dict, now: dict) -> None:
-    """Refuse to resume a checkpoint written by a different run (config, key or data)."""
-    diffs = [
-        f"config.{k}: {v!r} (checkpoint) vs {now['config'].get(k)!r} (now)"
-        for k, v in saved.get("config", {}).items()
-        if now["config"].get(k) != v
-    ]
-    diffs += [
-        f"{k}: {saved.get(k)!r} (checkpoint) vs {now[k]!r} (now)"
-        for k in now
-        if k != "config" and saved.get(k) != now[k]
-    ]
-    if diffs:
-        raise JnasError(
-            f"checkpoint_dir: {directory} holds a different run ({'; '.join(diffs)}); use a fresh directory"
+class CheckpointMismatch(JnasError):
+    """``checkpoint_dir`` holds a checkpoint of a different run; ``differences`` names each field that differs."""
+
+    def __init__(self, directory, differences: list[str]):
+        self.directory, self.differences = directory, list(differences)
+        super().__init__(
+            f"checkpoint_dir: {directory} holds a checkpoint of a different run ({'; '.join(self.differences)}); "
+            "use a fresh directory"
         )
+
+
+def _compare(name: str, saved, now) -> list[str]:
+    """One phrase per differing leaf of ``saved`` (checkpoint) and ``now``; dicts are compared key by key."""
+    if isinstance(saved, dict) and isinstance(now, dict):
+        return [d for k in {**saved, **now} for d in _compare(f"{name}.{k}" if name else k, saved.get(k), now.get(k))]
+    return [] if saved == now else [f"{name}: {saved!r} (checkpoint) vs {now!r} (now)"]
+
+
+def _check_resumable(directory, saved: dict, now: dict) -> None:
+    """Refuse to resume a checkpoint written by a different run (identity, config, key or data sizes).
+
+    ``saved``/``now`` are checkpoint meta records; the fields of ``run`` (the
+    caller's identity: space, architecture, ...) are named without a prefix.
+    """
+    if now.get("run") is not None and saved.get("run") is None:
+        diffs = ["run identity: none in the checkpoint (written by an older jnas or without one), so it cannot be "
+                 "told apart from another run"]
+    else:
+        diffs = _compare("", saved.get("run") or {}, now.get("run") or {})
+    for k in now:
+        if k != "run":
+            diffs += _compare(k, saved.get(k), now[k])
+    if diffs:
+        raise CheckpointMismatch(directory, diffs)
 
 
 def train(
@@ -300,6 +318,7 @@ def train(
     mean=None,
     std=None,
     valid_data=None,
+    identity: dict | None = None,
 ) -> TrainResult:
     """Train ``model`` on ``train_data`` for ``config.epochs`` epochs and evaluate it on ``test_data``.
 
@@ -314,8 +333,12 @@ def train(
     signal of a NAS run, which must not look at the test set).
 
     ``checkpoint_dir``: write an orbax checkpoint after every epoch and, if the
-    directory already holds one from the same config and key, resume after its
-    last completed epoch (the result equals that of an uninterrupted run).
+    directory already holds one from the same run, resume after its last
+    completed epoch (the result equals that of an uninterrupted run).
+    ``identity``: a JSON-serialisable dict saying what is trained (e.g. space,
+    architecture, data, network options); it is saved with every checkpoint.
+    A checkpoint whose identity, config, key or data sizes differ from this
+    run's is refused with ``CheckpointMismatch`` (before any array is read).
     ``on_epoch(record)`` is called after each epoch with its history record.
 
     On return ``model`` holds the trained parameters and statistics. Raises
@@ -327,6 +350,11 @@ def train(
         raise bad_argument("model", type(model).__name__, "a flax nnx.Module")
     if not (hasattr(key, "dtype") and (jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) or key.shape == (2,))):
         raise bad_argument("key", key, "a jax.random key")
+    if identity is not None:
+        try:
+            identity = _json(dict(identity))
+        except (TypeError, ValueError):
+            raise bad_argument("identity", identity, "a JSON-serialisable dict") from None
     t_start = time.perf_counter()
     x_train, y_train = _check_data(train_data, "train_data")
     test = None if test_data is None else _check_data(test_data, "test_data")
@@ -361,6 +389,7 @@ def train(
     schedule = make_schedule(config, spe)
 
     meta = {
+        "run": identity,
         "config": _json(config.to_dict()),
         "steps_per_epoch": spe,
         "key": _key_data(key),
@@ -371,8 +400,8 @@ def train(
     history: list[dict] = []
     start, wall_before = 0, 0.0
     if checkpoint_dir is not None and ckpt.latest_epoch(checkpoint_dir) is not None:
+        _check_resumable(checkpoint_dir, ckpt.read_meta(checkpoint_dir), meta)
         found = ckpt.restore(checkpoint_dir, state=state, opt_state=opt_state, key=key)
-        _check_resumable(checkpoint_dir, found.meta, meta)
         state, opt_state = found.state, found.opt_state
         start, history = found.epoch, found.history
         wall_before = float(found.meta.get("wall_seconds", 0.0))
@@ -445,6 +474,7 @@ def train(
 
 
 __all__ = [
+    "CheckpointMismatch",
     "ModelState",
     "TrainResult",
     "TrainingDiverged",
