@@ -74,13 +74,13 @@ def cmd_search(args) -> int:
         raise JnasError(f"--budget: got {args.budget}, expected a positive integer")
     if args.seeds < 1:
         raise JnasError(f"--seeds: got {args.seeds}, expected a positive integer")
-    if args.float64:
-        import jax
-
-        jax.config.update("jax_enable_x64", True)
     strategies = _strategy_list(args.strategy)
     shares, applies = _split_options(strategies, _parse_sets(args.set))
     target = _search_target(args)
+    if args.float64:  # process-wide: only once every flag has been accepted
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
     # everything is checked before anything runs: a bad option of the last strategy costs nothing
     plans = [
         plan_search(target, name, args.budget, seeds=args.seeds, metric=args.metric, fidelity=args.fidelity,
@@ -287,13 +287,26 @@ def _typed_sets(items: list[str], flag: str = "--set") -> dict:
     return {k: _literal(v) for k, v in _parse_sets(items, flag).items()}
 
 
+def _model_sets(args) -> dict:
+    """Network options of ``describe``/``train``: ``--model``, or the deprecated ``--set`` (with a note)."""
+    if args.set:
+        print("jnas: note: --set for network options is deprecated here; use --model KEY=VALUE "
+              "(in `jnas search`, --set sets strategy options)", file=sys.stderr)
+    model = _typed_sets(args.model, "--model")
+    old = _typed_sets(args.set)
+    both = sorted(set(model) & set(old))
+    if both:
+        raise JnasError(f"--model {both[0]}: also given with --set; give it once, with --model")
+    return {**old, **model}
+
+
 def cmd_describe(args) -> int:
     import json
 
     from jnas.runs.training import describe_architecture
 
     info = describe_architecture(args.space, args.arch, dataset=args.dataset, seed=args.seed,
-                                 options=_typed_sets(args.set))
+                                 options=_model_sets(args))
     print(json.dumps(info))
     return 0
 
@@ -308,7 +321,8 @@ def cmd_train(args) -> int:
         raise JnasError(f"--epochs: got {args.epochs}, expected a positive integer")
     parse_arch(args.space, args.arch)  # bad input fails before the progress bar starts
     training_config(args.epochs, args.seed, _typed_sets(args.config))
-    check_model_options(args.space, _typed_sets(args.set))
+    model = _model_sets(args)
+    check_model_options(args.space, model)
 
     # One bar on stderr, drawn once per epoch and gone at the end (only on a terminal: a log gets no bar);
     # each epoch's line goes to stdout once.
@@ -324,7 +338,7 @@ def cmd_train(args) -> int:
 
     try:
         record = train_architecture(args.space, args.arch, data=args.data, epochs=args.epochs, out=args.out,
-                                    seed=args.seed, options=_typed_sets(args.set),
+                                    seed=args.seed, options=model,
                                     config_overrides=_typed_sets(args.config), on_epoch=on_epoch)
     except CheckpointMismatch as e:
         raise JnasError(f"--out {args.out} holds a checkpoint of a different run ({'; '.join(e.differences)}); "
@@ -428,7 +442,8 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--arch", required=True, help="architecture string in the space's notation")
     de.add_argument("--dataset", default="cifar10", help="cifar10 (default), cifar100 or imagenet16-120")
     de.add_argument("--seed", type=int, default=0, help="generator seed of a nago/rnag network")
-    de.add_argument("--set", action="append", metavar="KEY=VALUE", help="network option, e.g. channels=36")
+    de.add_argument("--model", action="append", metavar="KEY=VALUE", help="network option, e.g. channels=36")
+    de.add_argument("--set", action="append", metavar="KEY=VALUE", help="deprecated alias of --model")
     de.set_defaults(func=cmd_describe)
 
     t = sub.add_parser("train", help="train one architecture on real data; writes OUT/result.json")
@@ -439,7 +454,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=int, required=True)
     t.add_argument("--out", required=True, help="result folder (holds checkpoints: a rerun resumes)")
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--set", action="append", metavar="KEY=VALUE", help="network option, e.g. channels=8")
+    t.add_argument("--model", action="append", metavar="KEY=VALUE", help="network option, e.g. channels=8")
+    t.add_argument("--set", action="append", metavar="KEY=VALUE", help="deprecated alias of --model")
     t.add_argument("--config", action="append", metavar="KEY=VALUE",
                    help="training option (TrainConfig field), e.g. batch_size=128 or lr=0.05")
     t.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")

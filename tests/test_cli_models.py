@@ -42,7 +42,7 @@ def test_describe_prints_one_json_object_matching_the_published_counts(capsys, d
         ("nago", "top=WS(n=4,k=2,p=0.50) mid=ER(n=1,p=0.20) bottom=WS(n=3,k=2,p=0.50)", ["--seed", "1"]),
         ("nb101", "adj=0100001/0010000/0001000/0000100/0000010/0000001/0000000;"
                   " ops=input,conv3x3-bn-relu,conv1x1-bn-relu,maxpool3x3,conv3x3-bn-relu,conv3x3-bn-relu,output",
-         ["--set", "stem_channels=16"]),
+         ["--model", "stem_channels=16"]),
     ],
 )
 def test_describe_other_spaces(capsys, space, arch, extra):
@@ -74,22 +74,22 @@ def test_describe_nago_seed_changes_the_network(capsys):
         (["train", "--space", "nb201", "--arch", ARCH, "--epochs", "1", "--out", "x", "--config", "lr=-1"],
          "TrainConfig.lr"),
         # a misspelt network option names itself, a close match and every valid option with its default
-        (["describe", "--space", "nb201", "--arch", ARCH, "--set", "chanels=8"],
+        (["describe", "--space", "nb201", "--arch", ARCH, "--model", "chanels=8"],
          "unknown network option 'chanels' for space 'nb201' (did you mean 'channels'?); "
          "valid: channels=16, cells_per_stage=5"),
-        (["describe", "--space", "nago", "--arch", NAGO, "--set", "chanel_ratio=1"],
+        (["describe", "--space", "nago", "--arch", NAGO, "--model", "chanel_ratio=1"],
          "valid: seed=0, param_limit=4000000.0, input_shape=(32, 32, 3), stage_ratio, channel_ratio, op_probs"),
-        (["describe", "--space", "convnet", "--arch", "64-3", "--set", "space=convnet"],
+        (["describe", "--space", "convnet", "--arch", "64-3", "--model", "space=convnet"],
          "space: got 'convnet', expected no value: the space 'convnet' fixes it"),
-        (["describe", "--space", "convnet", "--arch", "64-3", "--set", "in_channels=1"],
+        (["describe", "--space", "convnet", "--arch", "64-3", "--model", "in_channels=1"],
          "in_channels: got 1, expected 3, the channel count of the cifar10 images"),
-        (["describe", "--space", "nago", "--arch", NAGO, "--set", "param_limit=big"],
+        (["describe", "--space", "nago", "--arch", NAGO, "--model", "param_limit=big"],
          "param_limit: got 'big', expected a number (default 4000000.0)"),
         # train checks network options before it reads (or prepares) any data
         (["train", "--space", "nb201", "--arch", ARCH, "--epochs", "1", "--out", "x", "--data", "/missing.npz",
-          "--set", "chanels=8"], "unknown network option 'chanels'"),
+          "--model", "chanels=8"], "unknown network option 'chanels'"),
         (["train", "--space", "nb201", "--arch", ARCH, "--epochs", "1", "--out", "x", "--data", "/missing.npz",
-          "--set", "channels=8.5"], "channels: got 8.5, expected an integer (default 16)"),
+          "--model", "channels=8.5"], "channels: got 8.5, expected an integer (default 16)"),
     ],
 )
 def test_bad_input_is_one_line(capsys, argv, needle):
@@ -116,7 +116,7 @@ def test_train_writes_result_and_learns(tmp_path, capsys, monkeypatch):
     np.savez(tmp_path / "two.npz", **small)
     out = tmp_path / "run"
     argv = ["train", "--space", "nb201", "--arch", ARCH, "--data", str(tmp_path / "two.npz"), "--epochs", "3",
-            "--out", str(out), "--set", "channels=4", "--set", "cells_per_stage=1", "--config", "batch_size=64",
+            "--out", str(out), "--model", "channels=4", "--model", "cells_per_stage=1", "--config", "batch_size=64",
             "--config", "crop_pad=0"]
     monkeypatch.setenv("JNAS_TFDS_DIR", str(tmp_path / "tfds"))  # a fresh TFDS copy is written from the .npz
     terminal = _Terminal()
@@ -134,3 +134,12 @@ def test_train_writes_result_and_learns(tmp_path, capsys, monkeypatch):
     assert r["config"]["batch_size"] == 64 and r["train_size"] == int(keep["train"].sum())
     assert r["history"][-1]["train_loss"] < r["history"][0]["train_loss"]
     assert r["test_acc"] > 60  # two balanced classes: chance is 50 %
+
+
+def test_set_is_a_deprecated_alias_of_model_in_describe(capsys):
+    assert main(["describe", "--space", "convnet", "--arch", "64-3", "--set", "in_channels=3"]) == 0
+    cap = capsys.readouterr()
+    assert "--set for network options is deprecated" in cap.err and json.loads(cap.out)["params"] > 0
+    assert main(["describe", "--space", "convnet", "--arch", "64-3", "--set", "in_channels=3",
+                 "--model", "in_channels=3"]) == 2
+    assert "also given with --set" in capsys.readouterr().err

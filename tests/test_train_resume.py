@@ -22,7 +22,7 @@ def argv(tmp_path, monkeypatch):
 
     def make(arch, *extra):
         return ["train", "--space", "nb201", "--arch", arch, "--data", str(tmp_path / "a.npz"), "--epochs", "1",
-                "--out", str(tmp_path / "run"), "--set", "channels=4", "--set", "cells_per_stage=1",
+                "--out", str(tmp_path / "run"), "--model", "channels=4", "--model", "cells_per_stage=1",
                 "--config", "batch_size=16", "--no-progress", *extra]
 
     return make
@@ -45,7 +45,7 @@ def test_other_run_is_refused_same_run_resumes(argv, tmp_path, capsys):
 
     err = _refused(capsys, argv(B))  # same parameter tree: would resume silently and report A's accuracy as B's
     assert f"(arch: {A!r} (checkpoint) vs {B!r} (now))" in err
-    err = _refused(capsys, argv(A, "--set", "channels=8"))
+    err = _refused(capsys, argv(A, "--model", "channels=8"))
     assert "(model_options.channels: 4 (checkpoint) vs 8 (now))" in err
     err = _refused(capsys, argv(A, "--data", str(tmp_path / "b.npz")))
     assert f"(data: {str(tmp_path / 'a.npz')!r} (checkpoint) vs {str(tmp_path / 'b.npz')!r} (now))" in err

@@ -103,7 +103,7 @@ def test_same_seed_same_value_and_bad_arguments():
     a = TrainingEvaluator("nb201", DATA, config=CFG, builder=tiny_builder, valid_size=VALID).query(stack(GOOD_B))
     b = TrainingEvaluator("nb201", DATA, config=CFG, builder=tiny_builder, valid_size=VALID).query(stack(GOOD_B))
     assert a[0] == b[0]
-    ev = TrainingEvaluator("nb201", DATA, config=CFG, builder=tiny_builder)
+    ev = TrainingEvaluator("nb201", DATA, config=CFG, builder=tiny_builder, valid_size=0)
     assert ev.search_metric == ("test_acc", 2)
     with pytest.raises(JnasError, match=r"metric: got 'valid_acc'.*test_acc, train_acc, train_loss \(valid_acc needs"):
         ev.query(stack(GOOD_A), metric="valid_acc")

@@ -13,6 +13,9 @@ from jnas.benchmarks.training import TrainingEvaluator
 from jnas.errors import Interrupted, JnasError
 from jnas.runs import search
 from jnas.runs.journal import JOURNAL
+from jnas.spaces import get_space
+
+NB201 = get_space("nb201")
 
 OPTIONS = {"population_size": 3, "sample_size": 2}
 BUDGET = 8
@@ -131,3 +134,70 @@ def test_validation_split_never_overlaps_the_test_set():
     key = lambda x: {img.tobytes() for img in x}  # noqa: E731
     assert not key(valid[0]) & key(test[0])
     assert not key(valid[0]) & key(train[0])
+
+
+def test_the_test_metric_after_the_search_reuses_each_run_s_checkpoint(tmp_path):
+    epochs = []
+    ev = Counting(checkpoint_dir=tmp_path / "ckpt", on_epoch=lambda text, rec: epochs.append(text))
+    res = run(tmp_path / "r", ev)
+    assert res.summary["test_measured_after_search"] > 0
+    n_trained = len({t for t, _, test in ev.trained if not test})
+    assert len(epochs) == n_trained * CFG.epochs - CFG.epochs * sum(
+        1 for t in {t for t, _, test in ev.trained if not test} if t.split("~")[0].strip("|") in ("none", "skip_connect"))
+    # the test runs trained no epoch: they resumed the finished checkpoints and evaluated the test set
+    fresh = TrainingEvaluator("nb201", DATA, config=CFG, builder=tiny_builder, valid_size=16)
+    best = res.trajectory["arch"][0, np.argmax(np.nan_to_num(res.trajectory["value"][0], nan=-1))]
+    assert fresh.evaluate(NB201.from_string(best), test=True)["test_acc"] == res.trajectory["best_test"][0, -1]
+
+
+# ----- the command line -------------------------------------------------------------------------------
+
+ARCH_FLAGS = ["--evaluator", "train", "--space", "nb201", "--data", "cifar10_subset", "--epochs", "1",
+              "--model", "channels=4", "--model", "cells_per_stage=1", "--config", "batch_size=256",
+              "--strategy", "rs", "--budget", "2", "--no-progress"]
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["--fidelity", "2"], "--fidelity: got 2, expected 1..1"),
+    (["--model", "chanels=4"], "unknown network option 'chanels'"),
+    (["--benchmark", "nb201/cifar10"], "--benchmark: a training search takes --space"),
+    (["--float64"], "--float64: applies only to table searches"),
+    (["--valid-size", "lots"], "--valid-size: got 'lots'"),
+])
+def test_bad_training_search_flags_are_one_line_errors(extra, needle, tmp_path, capsys):
+    from jnas.cli import main
+
+    assert main(["search", *ARCH_FLAGS, *extra, "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0], err
+    assert not (tmp_path / "x" / "journal.jsonl").exists()
+
+
+def test_training_flags_without_the_training_evaluator_are_refused(tmp_path, capsys):
+    from jnas.cli import main
+
+    assert main(["search", "--benchmark", "nbgraph/cora", "--strategy", "rs", "--budget", "5", "--epochs", "3",
+                 "--out", str(tmp_path / "x")]) == 2
+    assert "--epochs: applies only with --evaluator train" in capsys.readouterr().err
+
+
+def test_jnas_search_trains_real_networks_and_a_rerun_reads_the_result_back(tmp_path, capsys):
+    from jnas.cli import main
+
+    out = tmp_path / "t"
+    assert main(["search", *ARCH_FLAGS, "--out", str(out)]) == 0
+    cap = capsys.readouterr()
+    assert "train/nb201/cifar10_subset" in cap.out and f"wrote {out}/summary.json" in cap.err
+    s = json.loads((out / "summary.json").read_text())
+    assert s["search_metric"] == "valid_acc@1" and s["test_metric"] == "test_acc@1"
+    assert s["budget"] == 2 and s["resumed_evaluations"] == 0 and s["final_regret_mean"] is None
+    assert 0 < s["final_test_mean"] <= 100
+    journal = [json.loads(x) for x in (out / JOURNAL).read_text().splitlines()]
+    assert [e["query"] for e in journal] == [0, 1] and all(e["status"] == "ok" for e in journal)
+    spec = json.loads((out / "run.json").read_text())
+    assert spec["evaluator"]["model_options"] == {"channels": 4, "cells_per_stage": 1}
+    assert spec["evaluator"]["valid_size"] == 480  # 10% of the 4,800 training images
+    assert main(["search", *ARCH_FLAGS, "--out", str(out)]) == 0
+    assert "already complete" in capsys.readouterr().err
+    assert main(["compare", str(out)]) == 0
+    assert "train/nb201/cifar10_subset" in capsys.readouterr().out

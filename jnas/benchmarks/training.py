@@ -37,7 +37,7 @@ from flax import nnx
 
 from jnas.errors import JnasError, bad_argument
 from jnas.spaces import Space, get_space
-from jnas.train.loop import TrainingDiverged, pixel_stats, train
+from jnas.train.loop import CheckpointMismatch, TrainingDiverged, pixel_stats, train
 from jnas.train.optim import TrainConfig
 from jnas.train.sharding import check_divisible, make_mesh
 
@@ -101,8 +101,9 @@ class TrainingEvaluator:
         self.config = config
         self.model_options = dict(model_options or {})
         if builder is None:
-            from jnas.models import build_network
+            from jnas.models import build_network, check_network_options
 
+            check_network_options(self.space.name, self.model_options)  # a typo fails here, not as N failed runs
             builder = build_network
         self._builder = builder
         self._train_data, self._test_data, self._mean, self._std, data_name = self._load(data, data_dir)
@@ -340,7 +341,12 @@ class TrainingEvaluator:
                 mean=self._mean,
                 std=self._std,
                 valid_data=self._valid_data,
+                identity={"space": self.space.name, "arch": text, "data": self.name,
+                          "num_classes": self.num_classes, "valid_size": self.valid_size,
+                          "model_options": self.model_options},
             )
+        except CheckpointMismatch:
+            raise  # a stale checkpoint of another run is the user's problem to see, not a failed network
         except TrainingDiverged as e:
             record["reason"] = f"diverged: {e}"
             return record

@@ -287,6 +287,10 @@ def _compare(name: str, saved, now) -> list[str]:
     return [] if saved == now else [f"{name}: {saved!r} (checkpoint) vs {now!r} (now)"]
 
 
+# sizes of the evaluation sets in a checkpoint's meta record (0: the run did not evaluate that set)
+_EVAL_SETS = ("n_test", "n_valid")
+
+
 def _check_resumable(directory, saved: dict, now: dict) -> None:
     """Refuse to resume a checkpoint written by a different run (identity, config, key or data sizes).
 
@@ -299,8 +303,11 @@ def _check_resumable(directory, saved: dict, now: dict) -> None:
     else:
         diffs = _compare("", saved.get("run") or {}, now.get("run") or {})
     for k in now:
-        if k != "run":
-            diffs += _compare(k, saved.get(k), now[k])
+        if k == "run":
+            continue
+        if k in _EVAL_SETS and not saved.get(k):  # evaluation sets never change training: one may be added later
+            continue
+        diffs += _compare(k, saved.get(k), now[k])
     if diffs:
         raise CheckpointMismatch(directory, diffs)
 
@@ -454,8 +461,14 @@ def train(
         if on_epoch is not None:
             on_epoch(dict(record))
 
-    nnx.update(model, state.params, state.rest)
     last = history[-1]
+    # a finished run trained without an evaluation set that is given now (e.g. the test set, measured only
+    # after a search): evaluate its final weights on it, without training again
+    for name, data in (("test", test), ("valid", valid)):
+        if data is not None and last.get(f"{name}_acc") is None:
+            loss, acc = evaluate(eval_step, state, data, config.eval_batch_size, mesh)
+            last[f"{name}_loss"], last[f"{name}_acc"] = loss, acc
+    nnx.update(model, state.params, state.rest)
     nan = float("nan")
     return TrainResult(
         history=history,
