@@ -335,7 +335,9 @@ def cmd_train(args) -> int:
         print(f"epoch {rec['epoch']:3d}  loss {rec['train_loss']:.4f}  train acc {rec['train_acc']:6.2f}%"
               f"{test}  lr {rec['lr']:.4g}  ({rec['seconds']:.1f} s)", flush=True)
         bar.update(rec["epoch"] - bar.n)  # a resumed run starts past epoch 0
+        finished[0] = rec["epoch"]
 
+    finished = [0]
     try:
         record = train_architecture(args.space, args.arch, data=args.data, epochs=args.epochs, out=args.out,
                                     seed=args.seed, options=model,
@@ -343,6 +345,10 @@ def cmd_train(args) -> int:
     except CheckpointMismatch as e:
         raise JnasError(f"--out {args.out} holds a checkpoint of a different run ({'; '.join(e.differences)}); "
                         "use another --out or delete it") from None
+    except KeyboardInterrupt:
+        kept = (f"epochs 1..{finished[0]} are checkpointed in {Path(args.out) / 'checkpoints'}; rerun the same "
+                "command to resume" if finished[0] else "no epoch had finished")
+        raise Interrupted(f"interrupted: training {args.space} for {args.epochs} epochs: {kept}") from None
     finally:
         bar.close()
     resumed = f"  resumed after epoch {record['resumed_from']}" if record["resumed_from"] else ""

@@ -56,3 +56,26 @@ def test_other_run_is_refused_same_run_resumes(argv, tmp_path, capsys):
     r = json.loads(result.read_text())
     assert r["arch"] == A and r["resumed_from"] == 1
     assert r["history"] == json.loads(before)["history"]
+
+
+def test_ctrl_c_during_training_says_what_is_kept(argv, tmp_path, capsys, monkeypatch):
+    import jnas.runs.training as training
+
+    real = training.train_architecture
+
+    def interrupted_after_one_epoch(*a, on_epoch=None, **k):
+        def stop(rec):
+            on_epoch(rec)
+            raise KeyboardInterrupt
+
+        return real(*a, on_epoch=stop, **k)
+
+    args = argv(A)
+    args[args.index("--epochs") + 1] = "2"
+    monkeypatch.setattr(training, "train_architecture", interrupted_after_one_epoch)
+    assert main(args) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "interrupted: training nb201 for 2 epochs: epochs 1..1 are checkpointed" in err[0], err
+    monkeypatch.setattr(training, "train_architecture", real)
+    assert main(args) == 0
+    assert json.loads((tmp_path / "run" / "result.json").read_text())["resumed_from"] == 1
