@@ -52,7 +52,8 @@ def _split_options(names: list[str], options: dict) -> tuple[dict[str, dict], di
     """
     from jnas.strategies import get_strategy
 
-    known = {n: {o.name for o in get_strategy(n).options} for n in names}
+    known = {n: {name for o in get_strategy(n).options for name in (o.name, *getattr(o, "aliases", ()))}
+             for n in names}
     applies = {k: [n for n in names if k in known[n]] for k in options}
     if len(names) > 1:
         for k, where in applies.items():
@@ -418,7 +419,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--overwrite", action="store_true",
                    help="replace a different run in --out (default: refuse; the same command resumes)")
     s.add_argument("--allow-test-metric", action="store_true",
-                   help="let --metric be a test metric (recorded in summary.json; searches never look at test data otherwise)")
+                   help="let --metric be a test metric (recorded in summary.json; "
+                        "searches never look at test data otherwise)")
     s.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     tr = s.add_argument_group("training search (--evaluator train)")
     tr.add_argument("--space", default=None, help="search space whose networks are trained, e.g. nb201")

@@ -13,16 +13,19 @@ import pytest
 
 from jnas import encodings as E
 from jnas.errors import JnasError
-from jnas.spaces import get_space
+from jnas.spaces import get_space, names
 
-ALL_SPACES = ("nb201", "nb101", "darts", "nbgraph", "nbgraph-proteins", "convnet", "convnet-small")
+ALL_SPACES = ("nb201", "nb201-3", "nb101", "darts", "nbgraph", "nbgraph-proteins", "convnet", "convnet-small")
 
 
 def space_or_skip(name):
+    """The registered space ``name``. A space that disappears (from the registry or its module) fails, never skips."""
+    if name not in names():
+        pytest.fail(f"space {name!r} is no longer registered; registered: {', '.join(names())}")
     try:
         return get_space(name)
-    except ModuleNotFoundError:
-        pytest.skip(f"space {name!r} is not written yet")
+    except ModuleNotFoundError as e:
+        pytest.fail(f"space {name!r} is registered but its module is gone: {e}")
 
 
 def _nb101_cells(rng, n):
@@ -51,7 +54,7 @@ def _samples(space):
     # Drawn host-side (or by index), so tests pay no compile for the spaces' samplers.
     rng = np.random.default_rng(0)
     fam = space.name.split("-")[0]
-    if fam == "nb201":
+    if space.name == "nb201":
         return rng.integers(0, 5, (6, 6)).astype(np.int8)
     if fam == "nb101":
         return _nb101_cells(rng, 6)
@@ -439,3 +442,66 @@ def test_batched_arch_is_rejected_with_hint():
             f("nb201", batch_of_two)
     with pytest.raises(JnasError, match="^arch:"):
         E.counts(batch_of_two, "nb201")
+
+
+# ----- encodings read the space's own description ------------------------------------------
+
+
+def test_space_or_skip_fails_for_a_space_that_disappeared():
+    with pytest.raises(pytest.fail.Exception, match="no longer registered"):
+        space_or_skip("nb999")
+
+
+@pytest.mark.parametrize("name", ["nbgraph", "nbgraph-proteins"])
+def test_nbgraph_onehot_is_the_code_lanas_regresses_on(name):
+    """One one-hot code for NAS-Bench-Graph: links over the i + 1 inputs node i can read (10), then ops."""
+    from jnas.strategies.features import feature_map
+
+    s = space_or_skip(name)
+    archs = batch(s)
+    got = np.asarray(jax.jit(jax.vmap(lambda a: E.adjacency_onehot(s, a)))(archs))
+    want = np.asarray(jax.jit(jax.vmap(feature_map(s).encode))(archs), np.float32)
+    np.testing.assert_array_equal(got, want)
+    assert got.shape[1] == 10 + 4 * len(s.ops) == len(E.onehot_features(s))
+    assert E.onehot_features(s)[:3] == ("node0.input=input", "node1.input=input", "node1.input=node0")
+
+
+def test_reduced_nb201_encodings_follow_the_full_space():
+    """nb201-3 gets every encoding from its description; each agrees with NB201's on the same cell."""
+    s, full = space_or_skip("nb201-3"), get_space("nb201")
+    archs = batch(s)
+    assert E.n_path_features(s) == 2 + 4 + 8  # paths of 1-3 ops over skip_connect, nor_conv_3x3
+    assert E.onehot_features(s)[:3] == ("edge0->1=none", "edge0->1=skip_connect", "edge0->1=nor_conv_3x3")
+    assert E.opdist.ops(s) == s.ops and E.n_slots(s) == 6
+    for i in range(archs.shape[0]):
+        a = archs[i]
+        f = s.to_nb201(a)
+        names_s = {n for n, v in zip(E.path_features(s), np.asarray(E.path_encoding(s, a))) if v}
+        names_f = {n for n, v in zip(E.path_features(full), np.asarray(E.path_encoding(full, f))) if v}
+        assert names_s == names_f
+        ga, gf = E.graph_tensors(s, a), E.graph_tensors(full, f)
+        np.testing.assert_array_equal(ga[0], gf[0])  # same wiring, same cuts
+        lab_s = np.array(E.node_labels(s))[np.asarray(ga[1]).argmax(1)]
+        lab_f = np.array(E.node_labels(full))[np.asarray(gf[1]).argmax(1)]
+        np.testing.assert_array_equal(lab_s, lab_f)
+        np.testing.assert_array_equal(np.asarray(E.counts(a, s)), np.asarray(E.counts(f, full))[list(s.nb201_ids)])
+
+
+@pytest.mark.parametrize("name", names())
+def test_every_registered_space_encodes_or_names_what_it_lacks(name):
+    s = space_or_skip(name)
+    arch = s.sample(jax.random.key(0))
+    calls = {
+        "onehot": lambda: E.adjacency_onehot(s, arch),
+        "path": lambda: E.path_encoding(s, arch),
+        "graph": lambda: E.graph_tensors(s, arch),
+        "counts": lambda: E.counts(arch, s),
+    }
+    for label, call in calls.items():
+        try:
+            out = call()
+        except JnasError as e:
+            msg = str(e)
+            assert msg.startswith(f"space: got {name!r}, which does not define") and "\n" not in msg, (label, msg)
+            continue
+        assert all(np.all(np.isfinite(np.asarray(x))) for x in jax.tree.leaves(out)), label

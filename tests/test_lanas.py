@@ -43,14 +43,15 @@ def deepest_satisfied(margins):
 
 
 def drive(strategy, bench, n, seed=0):
-    """Run ``n`` queries with jitted ask/tell; yield (state after ask, arch, state before tell)."""
-    ask, tell = jax.jit(strategy.ask), jax.jit(strategy.tell)
-    key = jax.random.key(seed)
-    state = jax.jit(strategy.init)(key)
+    """Run one seed of ``n`` queries with ``run_tabular``; yield (state after ask, asked batch) per query.
+
+    The runner's ``aux`` hook hands back every step's state after ``ask``; values are float64 under x64.
+    """
+    rec = run_tabular(strategy, bench, 1, seed0=seed, dtype=jnp.result_type(float),
+                      aux=lambda step: (step.asked, step.archs))
+    states, archs = jax.tree.map(lambda a: a[0], rec.aux)  # the one seed
     for t in range(n):
-        archs, state = ask(state, jax.random.fold_in(key, t))
-        yield state, archs
-        state = tell(state, archs, bench.query(archs, *bench.search_metric, dtype=state.y.dtype))
+        yield jax.tree.map(lambda a, t=t: a[t], (states, archs))
 
 
 # ----- feature maps ---------------------------------------------------------------------

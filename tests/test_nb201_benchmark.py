@@ -274,3 +274,48 @@ def test_missing_accuracy_or_hardware_table_is_still_an_error(fetched_only, name
         nb201.load("cifar10")
     assert str(e.value) == (f"benchmark data file {name!r} not found in {fetched_only} (set JNAS_DATA_DIR to the "
                             "folder holding it, or run `jnas data fetch nb201`)")
+
+
+# ----- the reduced-op view (nb201-3) ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("dataset", ["cifar10", "imagenet16-120"])
+def test_reduced_op_view_is_the_nb201_rows_of_its_cells(dataset):
+    full, view = get_benchmark(f"nb201/{dataset}"), get_benchmark(f"nb201-3/{dataset}")
+    sub = get_space("nb201-3")
+    assert view.space is sub and view.n_rows == sub.size == 729 and view.name == f"nb201-3/{dataset}"
+    cells = sub.enumerate()
+    rows = np.asarray(full.rows(sub.to_nb201(cells)))
+    assert len(np.unique(rows)) == 729
+    np.testing.assert_array_equal(np.asarray(view.rows(cells)), np.arange(729))  # rows: the space's own index
+    np.testing.assert_array_equal(view.official(np.arange(729)), full.official(rows))
+    assert set(view.metrics) == set(full.metrics)
+    assert (view.search_metric, view.test_metric) == (full.search_metric, full.test_metric)
+    for key, info in view.metrics.items():
+        col = full.column(*key)[rows]
+        np.testing.assert_array_equal(view.column(*key), col, err_msg=str(key))
+        assert info.coverage == int(np.isfinite(col).sum())
+        assert (info.description, info.unit, info.higher_is_better) == (
+            full.metrics[key].description, full.metrics[key].unit, full.metrics[key].higher_is_better)
+    best = view.metrics[("test_acc", 200)]
+    assert best.optimum == np.nanmax(full.column("test_acc", 200)[rows]) < full.metrics[("test_acc", 200)].optimum
+    arch = cells[best.optimum_row]
+    assert view.index_of(arch) == full.index_of(sub.to_nb201(arch))
+    assert view.test_value(arch) == best.optimum
+    np.testing.assert_array_equal(np.asarray(view.query(cells[:40])), np.asarray(full.query(sub.to_nb201(cells[:40]))))
+
+
+def test_reduced_op_view_rejects_cells_outside_it():
+    view = get_benchmark("nb201-3/cifar10")
+    assert int(view.rows(jnp.array([[0, 0, 0, 0, 0, 3]], jnp.int8))[0]) == -1  # id 3 is not an nb201-3 op
+    with pytest.raises(JnasError, match="^dataset: got 'cifar1000'"):
+        nb201.load_subspace("cifar1000")
+    with pytest.raises(JnasError, match="^space: got 'nbgraph'"):
+        nb201.load_subspace("cifar10", "nbgraph")
+
+
+def test_reduced_op_view_without_the_cost_table_names_it(fetched_only, fresh_cache):
+    view = get_benchmark("nb201-3/cifar10")
+    assert ("params", None) not in view.metrics
+    with pytest.raises(JnasError, match=r"^metric: 'params' of nb201-3/cifar10 needs the optional data file"):
+        view.resolve("params")

@@ -26,32 +26,29 @@ def c10():
 
 
 def run_with_proposals(strategy, bench, seeds: int):
-    """Run ``strategy`` like ``run_tabular`` (one compiled scan) and check every step's proposal in-graph.
+    """Run ``strategy`` with ``run_tabular`` and check every step's proposal in-graph (its ``aux`` hook).
 
     Returns ``(rows int[seeds, budget], cands_ok bool[seeds, steps], picks_top bool[seeds, steps])``:
     every cell of S' is a cell of the table, and the picks drawn from S' are its best-scored eligible members.
     """
-    n_steps = strategy.budget // strategy.k
     index = jax.vmap(bench.space.index)
 
-    def one(key):
-        def step(state, k):
-            archs, state, prop = strategy.propose(state, k)
-            rows = bench.rows(archs)
-            state = strategy.tell(state, archs, bench.query_rows(rows, bench.search_metric))
-            cands_ok = (bench.rows(prop.candidates) >= 0).all()
-            same = (index(archs)[:, None] == index(prop.candidates)[None, :]) & prop.eligible[None, :]
-            pick_score = jnp.where(same, prop.scores[None, :], -jnp.inf).max(axis=1)  # -inf: a random fill
-            top = -jnp.sort(-jnp.concatenate([prop.scores, jnp.full((strategy.k,), -jnp.inf)]))[: strategy.k]
-            got = -jnp.sort(-pick_score)
-            picks_top = jnp.all((got == top) | (got == -jnp.inf))
-            return state, (rows, cands_ok, picks_top)
+    def check(step):
+        # the proposal this step's ask chose from: ``propose`` is ``ask`` plus what it looked at
+        archs, _, prop = strategy.propose(step.state, step.key)
+        replayed = index(archs) == index(step.archs)
+        cands_ok = (bench.rows(prop.candidates) >= 0).all()
+        same = (index(step.archs)[:, None] == index(prop.candidates)[None, :]) & prop.eligible[None, :]
+        pick_score = jnp.where(same, prop.scores[None, :], -jnp.inf).max(axis=1)  # -inf: a random fill
+        top = -jnp.sort(-jnp.concatenate([prop.scores, jnp.full((strategy.k,), -jnp.inf)]))[: strategy.k]
+        got = -jnp.sort(-pick_score)
+        picks_top = jnp.all((got == top) | (got == -jnp.inf))
+        return replayed.all(), cands_ok, picks_top
 
-        keys = jax.random.split(key, n_steps)
-        return jax.lax.scan(step, strategy.init(key), keys)[1]
-
-    rows, cands_ok, picks_top = jax.jit(jax.vmap(one))(jax.vmap(jax.random.key)(jnp.arange(seeds)))
-    return np.asarray(rows).reshape(seeds, -1), np.asarray(cands_ok), np.asarray(picks_top)
+    rec = run_tabular(strategy, bench, seeds, aux=check)
+    replayed, cands_ok, picks_top = rec.aux
+    assert replayed.all()  # the proposal checked is the one the run used
+    return rec.rows, cands_ok, picks_top
 
 
 @pytest.mark.parametrize(

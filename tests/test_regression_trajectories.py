@@ -1,4 +1,4 @@
-"""Searches give the same trajectories as the pinned runner of commit db991f6, seed by seed, whichever path runs them."""
+"""Searches give the trajectories of the pinned runner of commit db991f6, seed by seed, whichever path runs them."""
 
 import importlib.util
 from pathlib import Path

@@ -67,8 +67,8 @@ def test_an_option_no_listed_strategy_knows_is_an_error(tmp_path, capsys, monkey
 
 def test_an_option_known_to_some_strategies_applies_to_those_and_says_so(tmp_path, capsys):
     out = tmp_path / "x"
-    assert main(["search", *CORA, "--seeds", "2", "--strategy", "rs,re", "--set", "population_size=7", "--set", "sample_size=3",
-                 "--out", str(out)]) == 0
+    assert main(["search", *CORA, "--seeds", "2", "--strategy", "rs,re", "--set", "population_size=7",
+                 "--set", "sample_size=3", "--out", str(out)]) == 0
     assert "--set population_size applies to re only" in capsys.readouterr().err
     assert json.loads((out / "re" / "summary.json").read_text())["options"]["population_size"] == 7
     assert json.loads((out / "rs" / "summary.json").read_text())["options"] == {}

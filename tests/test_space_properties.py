@@ -331,3 +331,80 @@ def test_jit_and_vmap_match_single_calls(name, seed):
         assert tree_equal(s["neighbours"], (take(r["nbrs"], i), r["mask"][i]))
         if space.enumerable:
             assert int(s["index"]) == int(r["index"][i])
+
+
+# ----- self-description (decisions, op slots, graphs, encodings) ---------------------------
+
+from jnas.spaces.base import OPTIONAL  # noqa: E402
+
+
+@functools.cache
+def described(space):
+    """One jitted program computing the self-description of a batch of architectures."""
+
+    def run(archs):
+        out = {"canonical": jax.vmap(space.canonicalize)(archs)}
+        if space.supports("decisions"):
+            tokens = jax.vmap(space.to_decisions)(archs)
+            out.update(tokens=tokens, live=jax.vmap(space.live_decisions)(tokens),
+                       back=jax.vmap(lambda t: space.canonicalize(space.from_decisions(t)))(tokens),
+                       onehot=jax.vmap(space.onehot)(archs))
+        if space.supports("op_slot_layout"):
+            slots = jax.vmap(space.op_slots)(archs)
+            out.update(slots=slots, same=jax.vmap(space.with_op_slots)(archs, slots))
+        if space.supports("graph_tensors"):
+            out["graph"] = jax.vmap(space.graph_tensors)(archs)
+        return out
+
+    return jax.jit(run)
+
+
+@pytest.mark.parametrize("name", names())
+def test_optional_members_are_defined_or_a_one_line_error(name):
+    space = load(name)
+    args = {"relaxation": (), "onehot_names": (), "with_op_slots": (space.template(), None)}
+    for member in OPTIONAL:
+        if space.supports(member):
+            continue
+        with pytest.raises(JnasError) as err:
+            attr = getattr(space, member)  # properties raise here, methods when called
+            attr(*args.get(member, (space.template(),)))
+        msg = str(err.value)
+        assert msg.startswith(f"space: got {name!r}, which does not define ") and "\n" not in msg, msg
+    assert isinstance(space.generated, bool)
+
+
+@pytest.mark.parametrize("name", names())
+@VERY_FEW
+@given(seed=SEEDS)
+def test_self_description_round_trips(name, seed):
+    space = load(name)
+    archs = draw(space, seed)["archs"]
+    r = np_tree(described(space)(archs))
+    assert tree_equal(r["canonical"], archs), "members are canonical"
+    if "tokens" in r:
+        dec = space.decisions
+        card = np.asarray(dec.cardinality)
+        assert len(dec.names) == len(dec.values) == len(card) and [len(v) for v in dec.values] == card.tolist()
+        t, live = r["tokens"], r["live"]
+        assert t.shape == (BATCH, len(card)) and np.all((t >= 0) & (t < card))
+        assert live.dtype == np.bool_ and (dec.conditional or live.all())
+        assert np.all(t[~live] == 0), "dead decisions hold 0"
+        assert tree_equal(r["back"], archs), "from_decisions(to_decisions(arch)) is arch"
+        onehot = r["onehot"]
+        assert onehot.shape == (BATCH, len(space.onehot_names())) and set(np.unique(onehot)) <= {0.0, 1.0}
+    if "slots" in r:
+        layout = space.op_slot_layout
+        assert r["slots"].shape == (BATCH, layout.cells, layout.slots)
+        ids = [space.ops.index(o) for o in layout.ops]
+        assert np.isin(r["slots"], ids).all()
+        assert tree_equal(r["same"], archs)
+    if "graph" in r:
+        a, x, mask = r["graph"]
+        layout = space.graph_layout
+        wiring = np.asarray(layout.wiring, bool)
+        lead = (len(layout.cells),) if layout.cells else ()
+        assert wiring.shape == lead + (wiring.shape[-1],) * 2
+        assert a.shape == (BATCH,) + wiring.shape and x.shape[-1] == len(layout.labels)
+        assert np.all((a == 0) | wiring), "every edge is one the layout allows"
+        assert np.all(x[~mask] == 0) and np.all(x[mask].sum(-1) == 1)

@@ -17,7 +17,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from jnas.errors import JnasError
-from jnas.train import augment, data
+from jnas.train import augment, data, data_prepare
 
 MEAN = np.array([0.49, 0.48, 0.45], np.float32)
 STD = np.array([0.25, 0.24, 0.26], np.float32)
@@ -189,10 +189,10 @@ def test_unprepared_tfds_dataset_raises_the_clear_error(tmp_path, no_download):
 
 
 def test_prepare_tfds_dataset_without_tensorflow_names_the_extra(tmp_path, monkeypatch, no_download):
-    if not data._has_tensorflow():  # the real check, in this environment
+    if not data_prepare._has_tensorflow():  # the real check, in this environment
         with pytest.raises(JnasError, match=r'pip install "jnas\[prepare\]"'):
             data.prepare("cifar10", data_dir=tmp_path)
-    monkeypatch.setattr(data, "_has_tensorflow", lambda: False)
+    monkeypatch.setattr(data_prepare, "_has_tensorflow", lambda: False)
     with pytest.raises(JnasError, match=r'needs TensorFlow.*pip install "jnas\[prepare\]"'):
         data.prepare("cifar100", data_dir=tmp_path)
     assert not any(p.suffix == ".tar" or "array_record" in p.name for p in tmp_path.rglob("*"))
@@ -244,7 +244,7 @@ def test_prepared_cifar10_is_read_through_its_registered_builder(tmp_path, monke
         np.testing.assert_array_equal(labels, y)
     with pytest.raises(JnasError, match=r"split: got 'validation', expected one of \['train', 'test'\]"):
         data.load_split("cifar10", "validation", data_dir=tmp_path)
-    monkeypatch.setattr(data, "_has_tensorflow", lambda: False)  # prepared data needs neither TF nor network
+    monkeypatch.setattr(data_prepare, "_has_tensorflow", lambda: False)  # prepared data needs neither TF nor network
     monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", lambda *a, **k: pytest.fail("download"))
     assert Path(data.prepare("cifar10", data_dir=tmp_path)) == tmp_path / "cifar10" / "3.0.2"
 
@@ -255,30 +255,39 @@ def test_prepared_cifar10_is_read_through_its_registered_builder(tmp_path, monke
 def test_epoch_batches_is_a_permutation():
     # n = 100 throughout: the permutation compiles once per n.
     key = jax.random.key(0)
-    idx = data.epoch_batches(key, 100, 10)
-    assert idx.shape == (10, 10) and idx.dtype == np.int32
+    batches = data.epoch_batches(key, 100, 10)
+    assert isinstance(batches, data.EpochBatches)
+    idx, mask = batches
+    assert idx.shape == mask.shape == (10, 10) and idx.dtype == np.int32 and mask.dtype == bool and mask.all()
     np.testing.assert_array_equal(np.sort(idx.ravel()), np.arange(100))
     assert not np.array_equal(idx.ravel(), np.arange(100))
-    np.testing.assert_array_equal(data.epoch_batches(key, 100, 10), idx)  # same key, same epoch
-    assert not np.array_equal(data.epoch_batches(jax.random.key(1), 100, 10), idx)
-    dropped = data.epoch_batches(key, 100, 7)
-    assert dropped.shape == (14, 7) and len(np.unique(dropped)) == 98 and dropped.max() < 100
-    np.testing.assert_array_equal(data.epoch_batches(key, 20, 5, shuffle=False), np.arange(20).reshape(4, 5))
+    np.testing.assert_array_equal(data.epoch_batches(key, 100, 10).idx, idx)  # same key, same epoch
+    assert not np.array_equal(data.epoch_batches(jax.random.key(1), 100, 10).idx, idx)
+    dropped, dropped_mask = data.epoch_batches(key, 100, 7)
+    assert dropped.shape == (14, 7) and len(np.unique(dropped)) == 98 and dropped.max() < 100 and dropped_mask.all()
+    np.testing.assert_array_equal(data.epoch_batches(key, 20, 5, shuffle=False).idx, np.arange(20).reshape(4, 5))
 
 
 def test_epoch_batches_without_drop_last_pads_and_masks():
-    idx, mask = data.epoch_batches(jax.random.key(2), 100, 7, drop_last=False)
+    batches = data.epoch_batches(jax.random.key(2), 100, 7, drop_last=False)
+    assert isinstance(batches, data.EpochBatches)  # one type whatever drop_last
+    idx, mask = batches
     assert idx.shape == mask.shape == (15, 7) and mask.dtype == bool
     np.testing.assert_array_equal(np.sort(idx[mask]), np.arange(100))
     assert mask[:14].all() and mask[14].sum() == 2 and mask[14, :2].all()
     np.testing.assert_array_equal(idx[14, 2:], idx.ravel()[:5])  # padding repeats the start of the order
+    # the full batches are those of drop_last=True
+    np.testing.assert_array_equal(idx[:14], data.epoch_batches(jax.random.key(2), 100, 7).idx)
     idx, mask = data.epoch_batches(jax.random.key(2), 3, 8, shuffle=False, drop_last=False)
     np.testing.assert_array_equal(idx, [[0, 1, 2, 0, 1, 2, 0, 1]])
     np.testing.assert_array_equal(mask, [[True] * 3 + [False] * 5])
-    with pytest.raises(JnasError, match="batch_size"):
+    with pytest.raises(JnasError, match="batch_size: got 8, expected at most n=3"):
         data.epoch_batches(jax.random.key(0), 3, 8)
-    with pytest.raises(JnasError, match="n"):
+    with pytest.raises(JnasError, match="n: got 0, expected a positive number of examples"):
         data.epoch_batches(jax.random.key(0), 0, 8)
+    with pytest.raises(JnasError, match="batch_size: got True, expected a positive integer"):
+        data.epoch_batches(jax.random.key(0), 3, True)
+    assert data.epoch_batches(jax.random.key(0), np.int64(4), np.int32(2)).idx.shape == (2, 2)
 
 
 # ----------------------------------------------------------------------------- augmentation

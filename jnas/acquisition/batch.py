@@ -27,6 +27,13 @@ inside ``lax.scan`` (jittable). Acquisitions are maximised.
   posterior mean) or ``lipschitz_from_pairs`` (the largest slope between pairs
   of points, for discrete encodings). Distances are Euclidean in the feature
   space the caller passes; use the same space as for ``L``.
+
+Clients: ``bo --set batch_rule=believer`` calls ``kriging_believer_gp`` and
+``bo --set batch_rule=penalise`` calls ``select_local_penalisation`` with
+``lipschitz_from_pairs``. ``kriging_believer`` (any predictor, refitted per
+pick), ``local_penalisation`` (the penalised scores themselves) and
+``lipschitz_from_gradients`` have no client in jnas yet besides the tests
+(``tests/test_gp_bnn_acquisition.py``).
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""Integrated acquisition (Snoek et al., 2012): average over hyperparameter samples."""
+"""Integrated acquisition (Snoek et al., 2012): average over hyperparameter samples.
+
+Client: ``bo`` with a fully Bayesian GP (``--set gp_samples=S``) integrates EI, PI and UCB over
+the GP's ``S`` hyperparameter samples with this function.
+"""
 
 from __future__ import annotations
 

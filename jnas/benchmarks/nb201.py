@@ -34,6 +34,12 @@ is an error, as any other table.
 Search defaults never look at test data: cifar10 searches 200-epoch
 validation accuracy; cifar100 and imagenet16-120 search 12-epoch validation
 accuracy, the only validation columns that cover the whole space.
+
+Reduced op sets (``nb201-3/cifar10``, ...): ``load_subspace`` is a view of
+the full table. Its rows are the subspace's cells in the subspace's own
+index order, each the NB201 row of the same cell (``space.to_nb201``);
+``official_index`` is that row's NB201 ``arch_index``, and metrics, their
+coverage and optima are those of the view's rows.
 """
 
 from __future__ import annotations
@@ -175,6 +181,37 @@ def _missing_costs_reason(metric: str, name: str) -> str:
     return (
         f"metric: {metric!r} of {name} needs the optional data file {COSTS!r} (NAS-Bench-Suite-Zero params and "
         f"FLOPs), which is not in {data_dir()}; {how_to_get(COSTS)}, or set JNAS_DATA_DIR to a folder holding it"
+    )
+
+
+def load_subspace(dataset: str, space: str = "nb201-3") -> TabularBenchmark:
+    """The view of ``nb201/<dataset>`` restricted to the cells of the reduced-op space ``space``."""
+    from jnas.benchmarks import get_benchmark
+    from jnas.spaces import get_space
+
+    if dataset not in DATASETS:
+        raise JnasError(f"dataset: got {dataset!r}, expected one of {', '.join(DATASETS)}")
+    sub = get_space(space)
+    if getattr(sub, "to_nb201", None) is None:
+        raise JnasError(f"space: got {space!r}, expected an NB201 space over a subset of its ops (e.g. nb201-3)")
+    full = get_benchmark(f"nb201/{dataset}")
+    rows = np.asarray(full.rows(sub.to_nb201(sub.enumerate())))
+    if (rows < 0).any():
+        raise JnasError(f"{data_file(ACCURACIES)}: {int((rows < 0).sum())} cells of {space} have no NB201 row")
+    cols = {key: full.column(*key)[rows] for key in full.metrics}
+    desc = {m.name: (m.description, m.unit, m.higher_is_better) for m in full.metrics.values()}
+    name = f"{space}/{dataset}"
+    unavailable = {c: _missing_costs_reason(c, name) for c in getattr(full, "unavailable", {})}
+    return NB201Benchmark(
+        name=name,
+        space=sub,
+        columns=cols,
+        descriptions=desc,
+        row_of=sub.index,
+        search_metric=full.search_metric,
+        test_metric=full.test_metric,
+        official_index=full.official(rows),
+        unavailable=unavailable,
     )
 
 

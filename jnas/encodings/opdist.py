@@ -7,10 +7,11 @@ Encodings live on the regular grid ``{n ∈ ℕ^k : Σ n = N}``; ``round_to_grid
 snaps any simplex point onto it (Bomze, Gollowitz & Yıldırım 2014) and
 ``grid_neighbours`` lists the adjacent grid vertices (used by ANASOD-LS).
 
-Spaces with op slots: ``nb201`` (6 edges, one cell, k = 5 ops incl. ``none``),
-``darts`` (8 edges per cell, normal and reduce counted separately, k = 7: no
-member holds ``none``), ``nbgraph`` (4 nodes). ``ops(space)`` names the
-entries. All array functions are jittable (``space`` static) and vmappable.
+Spaces with op slots (``Space.op_slot_layout``): ``nb201`` (6 edges, one
+cell, k = 5 ops incl. ``none``; ``nb201-3``: k = 3), ``darts`` (8 edges per
+cell, normal and reduce counted separately, k = 7: no member holds
+``none``), ``nbgraph`` (4 nodes). ``ops(space)`` names the entries. All
+array functions are jittable (``space`` static) and vmappable.
 """
 
 from __future__ import annotations
@@ -25,9 +26,13 @@ from jnas.encodings import _layout
 from jnas.errors import JnasError
 
 
+def _slot_space(space):
+    return _layout.require(_layout.resolve(space), "op_slot_layout", "op slots (the operation-distribution encoding)")
+
+
 def ops(space) -> tuple[str, ...]:
     """The ``k`` ops an encoding counts, in order (DARTS: all but ``none``)."""
-    return _layout.slot_ops(_layout.resolve(space))
+    return _layout.slot_ops(_slot_space(space))
 
 
 def n_ops(space) -> int:
@@ -37,7 +42,7 @@ def n_ops(space) -> int:
 
 def n_slots(space) -> int:
     """Number of op slots ``N`` per cell of ``space``."""
-    return _layout.slots_per_cell(_layout.resolve(space))
+    return _layout.slots_per_cell(_slot_space(space))
 
 
 def counts(arch, space) -> jax.Array:
@@ -47,8 +52,7 @@ def counts(arch, space) -> jax.Array:
     the order of ``ops(space)``; for member architectures each cell's counts
     sum to ``n_slots(space)``.
     """
-    space = _layout.resolve(space)
-    _layout.slots_per_cell(space)  # raises JnasError for spaces without op slots
+    space = _slot_space(space)
     return _counts(_layout.check_arch(space, arch), space)
 
 
@@ -166,9 +170,7 @@ def decode(key, counts_or_p, space):
     e.g. DARTS edge inputs, NAS-Bench-Graph links) comes from
     ``space.sample``. A ``[k]`` vector applies to every cell.
     """
-    space = _layout.resolve(space)
-    if _layout.family(space) not in _layout.OP_SLOT_FAMILIES:
-        raise _layout.unsupported("operation-distribution decoding", space, _layout.OP_SLOT_FAMILIES)
+    space = _slot_space(space)
     x = _per_cell(counts_or_p, space, "counts_or_p")
     n = n_slots(space)
     host = _concrete(x)

@@ -16,11 +16,16 @@ darts      per cell and cell input, chains of 1–4 edges ending  4·Σ a^L, L�
 nbgraph    input→…→leaf chains of 1–4 nodes (leaves feed out)  Σ a^L, L≤4
 =========  ==================================================  ==========
 
-Implementation: the set of *candidate* paths of a space is fixed, so it is
-tabulated once in numpy (which structural facts each path needs, which op
-slots label it, where its label block starts). Encoding an architecture is
-then gathers, an ``all`` and one scatter-add — jittable (``space`` and ``k``
-static) and vmappable.
+Implementation: paths are walked in the space's graph (``Space.graph_layout``
+and ``Space.graph_tensors``, ops as nodes): a candidate path runs from an
+input node (no possible incoming edge) through op nodes to an output node
+(no possible outgoing edge) along edges some member can have. The set of
+candidates is fixed, so it is tabulated once in numpy (which entries of
+``A`` each path needs, which nodes label it, where its label block
+starts); start groups are (cell, input node) where a space has several.
+Encoding an architecture is then its graph tensors, gathers, an ``all`` and
+one scatter-add — jittable (``space`` and ``k`` static) and vmappable.
+A space whose ``graph_layout.paths`` is False (ConvNet) has no path encoding.
 """
 
 from __future__ import annotations
@@ -35,9 +40,6 @@ import numpy as np
 
 from jnas.encodings import _layout
 from jnas.errors import JnasError
-
-PATH_FAMILIES = ("nb201", "nb101", "darts", "nbgraph")
-_DARTS_INPUTS = ("c_{k-2}", "c_{k-1}")
 
 
 class _Candidate(NamedTuple):
@@ -91,112 +93,72 @@ def _build(candidates, group_names, alphabet, n_structure: int) -> PathTable:
     return PathTable(cond, slot, weight, used, offset, tuple(names))
 
 
-# ----- per-space candidate paths and views ------------------------------------
+# ----- candidate paths from the space's graph ---------------------------------------
 
 
-def _nb201_table(space) -> PathTable:
-    edges = tuple(space.edges)
-    out = max(t for _, t in edges)
-
-    def walk(node, used_edges):
-        if node == out:
-            yield used_edges
-        for e, (s, t) in enumerate(edges):
-            if s == node:
-                yield from walk(t, used_edges + (e,))
-
-    cands = [_Candidate(0, (), path) for path in walk(0, ())]
-    return _build(cands, ("",), _label_table(space.ops)[1], 0)
-
-
-def _nb101_table(space) -> PathTable:
-    n = 7
-    cands = []
-    for length in range(0, n - 1):
-        for inner in itertools.combinations(range(1, n - 1), length):
-            nodes = (0,) + inner + (n - 1,)
-            conds = tuple(s * n + t for s, t in zip(nodes[:-1], nodes[1:]))
-            cands.append(_Candidate(0, conds, inner))
-    return _build(cands, ("",), _label_table(space.ops)[1], n * n)
-
-
-def _darts_table(space) -> PathTable:
-    # structure vector: [cell, edge, source] one-hot of edge inputs (6 sources)
-    n_edges, n_src = 8, 6
-    cands = []
-    for cell in range(2):
-        base = cell * n_edges * n_src
-        for start in range(2):
-            for nodes in itertools.chain.from_iterable(itertools.combinations(range(4), r) for r in range(1, 5)):
-                for picks in itertools.product(range(2), repeat=len(nodes)):
-                    edges = [2 * m + j for m, j in zip(nodes, picks)]
-                    srcs = [start] + [m + 2 for m in nodes[:-1]]
-                    conds = tuple(base + e * n_src + s for e, s in zip(edges, srcs))
-                    slots = tuple(cell * n_edges + e for e in edges)
-                    cands.append(_Candidate(cell * 2 + start, conds, slots))
-    groups = tuple(f"{c}/{i}:" for c in ("normal", "reduce") for i in _DARTS_INPUTS)
-    return _build(cands, groups, _label_table(space.ops)[1], 2 * n_edges * n_src)
-
-
-def _nbgraph_table(space) -> PathTable:
-    # structure vector: link[i] == j one-hot (4 x 5), then leaf flags (4)
-    cands = []
-    for nodes in itertools.chain.from_iterable(itertools.combinations(range(4), r) for r in range(1, 5)):
-        srcs = [0] + [v + 1 for v in nodes[:-1]]
-        conds = tuple(v * 5 + s for v, s in zip(nodes, srcs)) + (20 + nodes[-1],)
-        cands.append(_Candidate(0, conds, nodes))
-    return _build(cands, ("",), _label_table(space.ops)[1], 24)
-
-
-def _labels(space, op_ids) -> jax.Array:
-    table, _ = _label_table(space.ops)
-    ids = jnp.asarray(op_ids).astype(jnp.int32)
-    ok = (ids >= 0) & (ids < table.shape[0])
-    return jnp.where(ok, jnp.asarray(table)[jnp.clip(ids, 0, table.shape[0] - 1)], -1)
-
-
-def _view(space, arch) -> tuple[jax.Array, jax.Array]:
-    """``(structure bool[V], labels int32[W])`` of ``arch`` for its family's table."""
-    fam = _layout.family(space)
-    if fam == "nb201":
-        return jnp.zeros((0,), bool), _labels(space, arch)
-    if fam == "nb101":
-        adj, ops = arch
-        return jnp.asarray(adj).reshape(-1) != 0, _labels(space, ops)
-    if fam == "darts":
-        arch = jnp.asarray(arch).astype(jnp.int32)
-        src = jax.nn.one_hot(arch[..., 0], 6, dtype=bool)
-        return src.reshape(-1), _labels(space, arch[..., 1].reshape(-1))
-    if fam == "nbgraph":
-        arch = jnp.asarray(arch).astype(jnp.int32)
-        link = arch[:4]
-        is_input_of = link[None, :] == jnp.arange(1, 5)[:, None]  # [v, j]: node v feeds node j
-        leaf = ~is_input_of.any(axis=1)
-        return jnp.concatenate([jax.nn.one_hot(link, 5, dtype=bool).reshape(-1), leaf]), _labels(space, arch[4:])
-    raise _layout.unsupported("the path encoding", space, PATH_FAMILIES)
-
-
-_TABLES = {"nb201": _nb201_table, "nb101": _nb101_table, "darts": _darts_table, "nbgraph": _nbgraph_table}
+def _path_space(space):
+    space = _layout.resolve(space)
+    if not space.supports("graph_layout") or not space.graph_layout.paths:
+        raise space.unsupported("the path encoding")
+    return space
 
 
 @functools.lru_cache(maxsize=None)
 def path_table(space) -> PathTable:
-    """The (cached) candidate-path tables of ``space``."""
-    space = _layout.resolve(space)
-    fam = _layout.family(space)
-    if fam not in _TABLES:
-        raise _layout.unsupported("the path encoding", space, PATH_FAMILIES)
-    return _TABLES[fam](space)
+    """The (cached) candidate-path tables of ``space``, walked in ``space.graph_layout.wiring``."""
+    space = _path_space(space)
+    layout = space.graph_layout
+    wiring = np.asarray(layout.wiring, bool)
+    cells = wiring.reshape(-1, *wiring.shape[-2:])
+    n_cells, n = cells.shape[0], cells.shape[-1]
+    # the label of each input node, read off the template's graph (it does not depend on the architecture)
+    with jax.ensure_compile_time_eval():  # concrete even when first asked for under a trace
+        x = np.asarray(space.graph_tensors(space.template())[1]).reshape(n_cells, n, -1)
+    cands, group_names = [], []
+    for c in range(n_cells):
+        w = cells[c]
+        starts = [v for v in range(n) if w[v].any() and not w[:, v].any()]
+        ends = {v for v in range(n) if w[:, v].any() and not w[v].any()}
+
+        def walk(v, nodes, conds, c=c, w=w, starts=starts, ends=ends):
+            for u in np.flatnonzero(w[v]).tolist():
+                edge = (c * n + v) * n + u
+                if u in ends:
+                    yield nodes, conds + (edge,)
+                elif u not in starts:
+                    yield from walk(u, nodes + (c * n + u,), conds + (edge,))
+
+        for s0 in starts:
+            parts = ([layout.cells[c]] if n_cells > 1 else []) + (
+                [layout.labels[int(x[c, s0].argmax())]] if len(starts) > 1 else [])
+            group = len(group_names)
+            group_names.append("/".join(parts) + ":" if parts else "")
+            cands += [_Candidate(group, conds, nodes) for nodes, conds in walk(s0, (), ())]
+    return _build(cands, tuple(group_names), _label_table(space.ops)[1], n_cells * n * n)
+
+
+def _view(space, arch) -> tuple[jax.Array, jax.Array]:
+    """``(structure bool[cells·n·n], labels int32[cells·n])``: the graph's edges and each node's label id.
+
+    A node's label id is its op's position in the path alphabet, -1 for
+    inputs, outputs, padding and ops that cut paths.
+    """
+    a, x, mask = space.graph_tensors(arch)
+    alphabet = _label_table(space.ops)[1]
+    column = np.array([alphabet.index(lab) if lab in alphabet else -1 for lab in space.graph_layout.labels], np.int32)
+    lab = jnp.asarray(column)[jnp.argmax(x, axis=-1)]
+    lab = jnp.where(mask & (x.sum(axis=-1) > 0), lab, -1)
+    return (a > 0).reshape(-1), lab.reshape(-1)
 
 
 def n_path_features(space) -> int:
     """Length of the untruncated path encoding of ``space``."""
-    return len(path_table(_layout.resolve(space)).names)
+    return len(path_table(_path_space(space)).names)
 
 
 def path_features(space, k: int | None = None) -> tuple[str, ...]:
     """Human names of the (first ``k``) features, e.g. ``'input>skip_connect>nor_conv_3x3'``."""
-    names = path_table(_layout.resolve(space)).names
+    names = path_table(_path_space(space)).names
     return names[: _check_k(k, len(names))]
 
 
@@ -216,7 +178,7 @@ def path_encoding(space, arch, k: int | None = None, counts: bool = False) -> ja
     0.0; with ``counts=True`` the number of such paths instead. Jit with
     ``space``, ``k`` and ``counts`` static; vmap over ``arch``.
     """
-    space = _layout.resolve(space)
+    space = _path_space(space)
     k = _check_k(k, n_path_features(space))
     return _path_encoding(space, _layout.check_arch(space, arch), k, bool(counts))
 

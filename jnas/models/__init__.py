@@ -5,7 +5,9 @@
 (NHWC) to logits ``[B, num_classes]``. Train/eval behaviour (BatchNorm
 statistics, drop-path) follows flax's mode switch (``model.train()`` /
 ``model.eval()``). Each space's module exposes ``build(arch, *, num_classes,
-rngs, **options)``; ``jnas.models.cost`` reports parameters, FLOPs and
+rngs, **options)``; a space may reuse another's module through a conversion
+of its architectures (``nb201-3`` builds the NB201 network of
+``space.to_nb201(arch)``); ``jnas.models.cost`` reports parameters, FLOPs and
 activation memory of any built network without compiling it.
 """
 
@@ -20,9 +22,11 @@ import numpy as np
 
 from jnas.errors import JnasError, bad_argument, unknown_name
 
-# space name -> (module holding ``build``, options that space fixes); imported lazily (flax import is slow)
+# space name -> (module holding ``build``, options that space fixes[, name of the space method that turns an
+# architecture into the one ``build`` takes]); imported lazily (flax import is slow)
 _BUILDERS = {
     "nb201": ("jnas.models.nb201", {}),
+    "nb201-3": ("jnas.models.nb201", {}, "to_nb201"),  # the NB201 network of the same cell
     "nb101": ("jnas.models.nb101", {}),
     "darts": ("jnas.models.darts", {}),
     "convnet": ("jnas.models.convnet", {"space": "convnet"}),
@@ -31,8 +35,15 @@ _BUILDERS = {
     "rnag": ("jnas.models.nago", {"generator": "rnag"}),
 }
 
-#: spaces whose architecture is a generator configuration: the network also needs a seed and the input shape
-GENERATED = frozenset({"nago", "rnag"})
+
+def __getattr__(name):
+    # GENERATED (old constant): spaces whose networks are drawn from the architecture and a seed,
+    # read from the spaces themselves (``Space.generated``) on first use.
+    if name == "GENERATED":
+        from jnas.spaces import get_space
+
+        return frozenset(n for n in _BUILDERS if get_space(n).generated)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def names() -> list[str]:
@@ -44,8 +55,29 @@ def _builder(space: str):
     """``(module, options the space fixes)`` of ``space``."""
     if space not in _BUILDERS:
         raise unknown_name("network space", space, _BUILDERS)
-    module, fixed = _BUILDERS[space]
+    module, fixed = _BUILDERS[space][:2]
     return importlib.import_module(module), fixed
+
+
+def _builder_arch(space: str, arch):
+    """``arch`` as the architecture the builder of ``space`` takes (the space's own, or its conversion)."""
+    if len(_BUILDERS[space]) < 3:
+        return arch
+    import jax
+
+    from jnas.spaces import get_space
+
+    sp = get_space(space)
+    want = [tuple(np.shape(x)) for x in jax.tree.leaves(sp.template())]
+    try:
+        ok = [tuple(np.shape(x)) for x in jax.tree.leaves(arch)] == want and bool(sp.is_valid(arch))
+    except (TypeError, ValueError):  # e.g. a traced or non-numeric array
+        ok = False
+    if not ok:
+        got = np.asarray(arch).tolist() if not isinstance(arch, jax.core.Tracer) else type(arch).__name__
+        shapes = ", ".join(str(list(w)) for w in want)
+        raise bad_argument("arch", got, f"a concrete member of space {space!r} (shape {shapes})")
+    return getattr(sp, _BUILDERS[space][2])(arch)
 
 
 def network_options(space: str) -> dict:
@@ -100,7 +132,7 @@ def build_network(space: str, arch, /, *, num_classes: int, rngs, **options):
     """The network of ``arch`` in ``space`` (``network_options(space)`` lists the ``options``)."""
     module, fixed = _builder(space)
     check_network_options(space, options)
-    return module.build(arch, num_classes=num_classes, rngs=rngs, **fixed, **options)
+    return module.build(_builder_arch(space, arch), num_classes=num_classes, rngs=rngs, **fixed, **options)
 
 
 __all__ = ["GENERATED", "build_network", "check_network_options", "names", "network_options"]

@@ -51,9 +51,9 @@ import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
 
-from jnas.errors import bad_argument
+from jnas.errors import bad_argument, check_bounds, check_int, check_positive, is_int
 from jnas.predictors.base import Predictor, check_targets
-from jnas.predictors.gp import nuts_sample
+from jnas.predictors.nuts import nuts_sample
 
 INFERENCE = ("nuts", "sghmc")
 ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu}
@@ -71,18 +71,6 @@ class BNNParams(NamedTuple):
     x_std: jax.Array
     y_mean: jax.Array
     y_std: jax.Array
-
-
-def _check_int(name, v, low=1):
-    if not isinstance(v, int) or isinstance(v, bool) or v < low:
-        raise bad_argument(name, v, f"an integer >= {low}")
-    return v
-
-
-def _check_pos(name, v):
-    if not isinstance(v, (int, float)) or isinstance(v, bool) or v <= 0:
-        raise bad_argument(name, v, "a positive number")
-    return float(v)
 
 
 class BNN(Predictor):
@@ -130,40 +118,32 @@ class BNN(Predictor):
         prior_scale: float = 1.0,
         noise_bounds=(1e-3, 1.0),
     ):
-        if isinstance(hidden, int):
+        if is_int(hidden):
             hidden = (hidden,)
-        if not isinstance(hidden, (tuple, list)) or not all(
-            isinstance(h, int) and not isinstance(h, bool) and h >= 1 for h in hidden
-        ):
+        if not isinstance(hidden, (tuple, list)) or not all(is_int(h) and h >= 1 for h in hidden):
             raise bad_argument("hidden", hidden, "a tuple of positive integers (units per hidden layer)")
         if activation not in ACTIVATIONS:
             raise bad_argument("activation", activation, "'tanh' or 'relu'")
         if inference not in INFERENCE:
             raise bad_argument("inference", inference, "'nuts' or 'sghmc'")
-        if (
-            not isinstance(noise_bounds, (tuple, list))
-            or len(noise_bounds) != 2
-            or not all(isinstance(t, (int, float)) for t in noise_bounds)
-            or not 0 < noise_bounds[0] < noise_bounds[1]
-        ):
-            raise bad_argument("noise_bounds", noise_bounds, "a pair (low, high) with 0 < low < high")
-        self.hidden, self.activation = tuple(hidden), activation
+        noise_bounds = check_bounds("noise_bounds", noise_bounds)
+        self.hidden, self.activation = tuple(int(h) for h in hidden), activation
         self.heteroscedastic, self.inference = bool(heteroscedastic), inference
-        self.num_samples = _check_int("num_samples", num_samples)
+        self.num_samples = check_int("num_samples", num_samples, 1)
         if num_warmup is None:
             num_warmup = 1000 if inference == "sghmc" else 200
-        self.num_warmup = _check_int("num_warmup", num_warmup, 0)
-        self.thinning = _check_int("thinning", thinning)
-        self.step_size = _check_pos("step_size", step_size)
-        self.num_integration_steps = _check_int("num_integration_steps", num_integration_steps)
-        self.friction = _check_pos("friction", friction)
-        self.batch_size = _check_int("batch_size", batch_size)
-        self.max_tree_depth = _check_int("max_tree_depth", max_tree_depth)
-        self.map_steps = _check_int("map_steps", map_steps, 0)
-        self.map_lr = _check_pos("map_lr", map_lr)
-        self.map_restarts = _check_int("map_restarts", map_restarts)
-        self.prior_scale = _check_pos("prior_scale", prior_scale)
-        self.noise_bounds = (float(noise_bounds[0]), float(noise_bounds[1]))
+        self.num_warmup = check_int("num_warmup", num_warmup, 0)
+        self.thinning = check_int("thinning", thinning, 1)
+        self.step_size = check_positive("step_size", step_size)
+        self.num_integration_steps = check_int("num_integration_steps", num_integration_steps, 1)
+        self.friction = check_positive("friction", friction)
+        self.batch_size = check_int("batch_size", batch_size, 1)
+        self.max_tree_depth = check_int("max_tree_depth", max_tree_depth, 1)
+        self.map_steps = check_int("map_steps", map_steps, 0)
+        self.map_lr = check_positive("map_lr", map_lr)
+        self.map_restarts = check_int("map_restarts", map_restarts, 1)
+        self.prior_scale = check_positive("prior_scale", prior_scale)
+        self.noise_bounds = noise_bounds
 
     # ------------------------------------------------------------ the network
 

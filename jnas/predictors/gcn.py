@@ -41,7 +41,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jnas.errors import JnasError, bad_argument
+from jnas.errors import JnasError, bad_argument, check_int, check_positive
 from jnas.predictors.base import Predictor, full_mask
 
 LOSSES = ("ranking", "mse")
@@ -161,18 +161,17 @@ class GCN(Predictor):
         batch_pairs: int | None = None,
         clip: float | None = 1.0,
     ):
-        for arg, val in (("hidden", hidden), ("layers", layers), ("steps", steps)):
-            if not isinstance(val, int) or isinstance(val, bool) or val < 1:
-                raise bad_argument(arg, val, "a positive integer")
+        hidden, layers, steps = (check_int(arg, val, 1, expected="a positive integer")
+                                 for arg, val in (("hidden", hidden), ("layers", layers), ("steps", steps)))
         if loss not in LOSSES:
             raise bad_argument("loss", loss, "'ranking' or 'mse'")
-        for arg, val, none_ok in (("lr", lr, False), ("clip", clip, True)):
-            if not ((none_ok and val is None) or (isinstance(val, (int, float)) and val > 0)):
-                raise bad_argument(arg, val, "a positive number" + (" or None" if none_ok else ""))
-        if batch_pairs is not None and (not isinstance(batch_pairs, int) or batch_pairs < 1):
-            raise bad_argument("batch_pairs", batch_pairs, "None or a positive integer")
+        lr = check_positive("lr", lr)
+        if clip is not None:
+            check_positive("clip", clip, expected="a positive number or None")
+        if batch_pairs is not None:
+            batch_pairs = check_int("batch_pairs", batch_pairs, 1, expected="None or a positive integer")
         self.hidden, self.layers, self.loss = hidden, layers, loss
-        self.steps, self.lr, self.batch_pairs = steps, float(lr), batch_pairs
+        self.steps, self.lr, self.batch_pairs = steps, lr, batch_pairs
         self.clip = None if clip is None else float(clip)
 
     def init(self, key: jax.Array, n_features: int) -> dict:

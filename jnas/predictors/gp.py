@@ -28,8 +28,8 @@ is one jittable function, so a strategy can refit inside ``lax.scan``.
 
 Fully Bayesian (``fully_bayesian=True``): ``log θ`` uniform on its box (a
 logistic density on ``v``) times the marginal likelihood, sampled with
-NumPyro's NUTS (functional ``numpyro.infer.hmc.hmc`` driven by ``lax.scan``,
-so this mode is jittable too), started at the box centres. ``params``
+NumPyro's NUTS (``jnas.predictors.nuts``: functional ``numpyro.infer.hmc.hmc``
+driven by ``lax.scan``, so this mode is jittable too), started at the box centres. ``params``
 then hold ``num_samples`` hyperparameter samples, ``predict`` returns the
 moments of the mixture and ``predict_samples`` each sample's moments, for
 integrated acquisition (Snoek et al., 2012).
@@ -69,8 +69,9 @@ import numpy as np
 import optax
 from jax.scipy.linalg import solve_triangular
 
-from jnas.errors import JnasError, bad_argument
+from jnas.errors import JnasError, bad_argument, check_bounds, check_int, check_number, check_positive
 from jnas.predictors.base import Predictor, check_targets
+from jnas.predictors.nuts import nuts_sample
 
 KERNELS = ("matern52", "rbf")
 LENGTHSCALE_BOUNDS = (0.01, 0.5)
@@ -175,45 +176,6 @@ def _to_box(v, bounds):
     return jnp.exp(la + (lb - la) * jax.nn.sigmoid(v))
 
 
-# ---------------------------------------------------------------- NUTS (shared with the BNN)
-
-
-def nuts_sample(
-    key,
-    potential_fn,
-    init_z,
-    num_warmup: int,
-    num_samples: int,
-    max_tree_depth: int = 10,
-    target_accept_prob: float = 0.8,
-):
-    """Draw ``num_samples`` NUTS samples of ``exp(-potential_fn(z))`` after ``num_warmup`` adaptation steps.
-
-    NumPyro's functional HMC/NUTS kernel (step size by dual averaging, diagonal
-    mass matrix by Welford windows) run by one ``lax.scan``: jittable with the
-    counts static. ``init_z`` is any pytree; the result has the same structure
-    with a leading axis ``num_samples``.
-    """
-    from jax.flatten_util import ravel_pytree
-    from numpyro.infer.hmc import hmc
-
-    # one flat vector instead of a pytree: NumPyro's integrator maps over leaves, so a flat state
-    # compiles several times faster
-    flat, unravel = ravel_pytree(init_z)
-    init_kernel, sample_kernel = hmc(lambda f: potential_fn(unravel(f)), algo="NUTS")
-    state = init_kernel(
-        flat, num_warmup, rng_key=key, max_tree_depth=max_tree_depth, target_accept_prob=target_accept_prob
-    )
-
-    def step(s, _):
-        s = sample_kernel(s)
-        return s, s.z
-
-    # a single scan (warmup draws kept, then dropped) compiles the kernel once
-    _, zs = jax.lax.scan(step, state, None, length=num_warmup + num_samples)
-    return jax.vmap(unravel)(zs[num_warmup:])
-
-
 # ---------------------------------------------------------------- input checks
 
 
@@ -223,23 +185,6 @@ def _concrete(x):
         return np.asarray(x)
     except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
         return None
-
-
-def _check_bounds(name, b):
-    if (
-        not isinstance(b, (tuple, list))
-        or len(b) != 2
-        or not all(isinstance(t, (int, float)) for t in b)
-        or not 0 < b[0] < b[1]
-    ):
-        raise bad_argument(name, b, "a pair (low, high) with 0 < low < high")
-    return (float(b[0]), float(b[1]))
-
-
-def _check_int(name, v, low=1):
-    if not isinstance(v, int) or isinstance(v, bool) or v < low:
-        raise bad_argument(name, v, f"an integer >= {low}")
-    return v
 
 
 class GP(Predictor):
@@ -295,22 +240,20 @@ class GP(Predictor):
         self.kernel, self.ard, self.input_bounds = kernel, bool(ard), input_bounds
         self.log_target, self.standardise = bool(log_target), bool(standardise)
         self.bounds = (
-            _check_bounds("lengthscale_bounds", lengthscale_bounds),
-            _check_bounds("outputscale_bounds", outputscale_bounds),
-            _check_bounds("noise_bounds", noise_bounds),
+            check_bounds("lengthscale_bounds", lengthscale_bounds),
+            check_bounds("outputscale_bounds", outputscale_bounds),
+            check_bounds("noise_bounds", noise_bounds),
         )
-        self.restarts = _check_int("restarts", restarts)
-        self.steps = _check_int("steps", steps, 0)
-        if not isinstance(lr, (int, float)) or lr <= 0:
-            raise bad_argument("lr", lr, "a positive number")
-        self.lr = float(lr)
+        self.restarts = check_int("restarts", restarts, 1)
+        self.steps = check_int("steps", steps, 0)
+        self.lr = check_positive("lr", lr)
         self.fully_bayesian = bool(fully_bayesian)
-        self.num_samples = _check_int("num_samples", num_samples)
-        self.warmup = _check_int("warmup", warmup, 0)
-        self.max_tree_depth = _check_int("max_tree_depth", max_tree_depth)
+        self.num_samples = check_int("num_samples", num_samples, 1)
+        self.warmup = check_int("warmup", warmup, 0)
+        self.max_tree_depth = check_int("max_tree_depth", max_tree_depth, 1)
         self.observation_noise = bool(observation_noise)
-        if jitter is not None and (not isinstance(jitter, (int, float)) or jitter < 0):
-            raise bad_argument("jitter", jitter, "None or a number >= 0")
+        if jitter is not None:
+            check_number("jitter", jitter, 0, expected="None or a number >= 0")
         self.jitter = jitter
 
     # ------------------------------------------------------------ preprocessing

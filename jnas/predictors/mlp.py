@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jnas.errors import bad_argument
+from jnas.errors import bad_argument, check_int, check_positive
 from jnas.predictors.base import Predictor, full_mask
 
 LOSSES = ("mae", "mse")
@@ -94,17 +94,17 @@ class MLPEnsemble(Predictor):
         lr: float = 0.01,
         batch_size: int | None = None,
     ):
-        for arg, val in (("members", members), ("layers", layers), ("width", width), ("steps", steps)):
-            if not isinstance(val, int) or isinstance(val, bool) or val < 1:
-                raise bad_argument(arg, val, "a positive integer")
+        members, layers, width, steps = (
+            check_int(arg, val, 1, expected="a positive integer")
+            for arg, val in (("members", members), ("layers", layers), ("width", width), ("steps", steps))
+        )
         if loss not in LOSSES:
             raise bad_argument("loss", loss, "'mae' or 'mse'")
-        if not (isinstance(lr, (int, float)) and lr > 0):
-            raise bad_argument("lr", lr, "a positive number")
-        if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
-            raise bad_argument("batch_size", batch_size, "None or a positive integer")
+        lr = check_positive("lr", lr)
+        if batch_size is not None:
+            batch_size = check_int("batch_size", batch_size, 1, expected="None or a positive integer")
         self.members, self.layers, self.width, self.loss = members, layers, width, loss
-        self.steps, self.lr, self.batch_size = steps, float(lr), batch_size
+        self.steps, self.lr, self.batch_size = steps, lr, batch_size
 
     def init(self, key: jax.Array, n_features: int) -> dict:
         """Untrained ensemble parameters for features of width ``n_features`` (the pytree ``fit`` returns)."""

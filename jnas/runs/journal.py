@@ -48,7 +48,9 @@ class Journal:
                 if i == len(lines) - 1:  # the last line, cut short by a crash: evaluate it again
                     self._truncate_to(b"\n".join(lines[:i]) + (b"\n" if i else b""))
                     break
-                raise JnasError(f"{self.path}: line {i + 1} is damaged; rerun with --overwrite to start afresh") from None
+                raise JnasError(
+                    f"{self.path}: line {i + 1} is damaged; rerun with --overwrite to start afresh"
+                ) from None
             entries[key] = e
         return entries
 

@@ -134,7 +134,8 @@ def _evaluate(evaluator, arch, text: str, fidelity, seed: int, query: int) -> di
     try:
         rec = evaluator.evaluate(arch, fidelity)
     except Exception as e:  # noqa: BLE001 — a crashed evaluation is data for the search, not the end of it
-        rec = {"status": "failed", "reason": f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"}
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        rec = {"status": "failed", "reason": f"{type(e).__name__}: {first}"}
     # the journal is what the search saw: never a test metric, even one the evaluator happened to hold
     metric_names = [m for m, f in evaluator.metrics if not evaluator.uses_test_data((m, f))]
     return {

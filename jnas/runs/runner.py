@@ -12,6 +12,14 @@ Keys: seed ``i`` uses ``jax.random.key(seed0 + i, impl)``, split into an
 init key and one key per step, identically in both runners. The default
 implementation is ``jnas.prng.HASH`` (cheap on CPU); ``prng="threefry"``
 selects JAX's default generator.
+
+Auxiliary output: ``run_tabular(..., aux=fn)`` (and ``make_scan_fn``) calls
+``fn(step)`` inside the scan at every step with a ``ScanStep`` (the state
+before ``ask``, the step key, the asked batch, the state ``ask`` returned,
+the table rows and the measured values) and returns its pytree outputs
+stacked per step, ``[seeds, steps, ...]``, in ``RunRecord.aux``: a study or a
+test reads what each step saw without re-implementing the loop. Without
+``aux`` the compiled program is the one it always was.
 """
 
 from __future__ import annotations
@@ -19,13 +27,14 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from typing import Callable
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jnas.benchmarks.base import TabularBenchmark
+from jnas.errors import bad_argument
 from jnas.prng import get_impl
 from jnas.strategies.base import Strategy
 
@@ -37,6 +46,18 @@ class RunRecord:
     rows: np.ndarray  # int[S, B] queried rows (-1 = not in the table)
     values: np.ndarray  # float[S, B] search-metric values as measured (NaN = failure)
     wall_seconds: float
+    aux: Any = None  # outputs of ``run_tabular``'s ``aux`` hook, leaves [S, steps, ...] (None without a hook)
+
+
+class ScanStep(NamedTuple):
+    """One step of the compiled search, as ``make_scan_fn``'s ``aux`` hook sees it."""
+
+    state: Any  # strategy state before ``ask``
+    key: jax.Array  # the key this step passed to ``ask``
+    archs: Any  # the batch ``ask`` returned (leading axis batch_size)
+    asked: Any  # the state ``ask`` returned, which ``tell`` receives
+    rows: jax.Array  # int32[batch_size] table rows of ``archs`` (-1 = not in the table)
+    values: jax.Array  # float[batch_size] search-metric values as measured (before the sign ``tell`` sees)
 
 
 def seed_keys(seeds: int, seed0: int = 0, prng: str = "hash") -> jax.Array:
@@ -54,8 +75,13 @@ def _split(key, n_steps):
     return k_init, jax.random.split(k_steps, n_steps)
 
 
-def make_scan_fn(strategy: Strategy, benchmark: TabularBenchmark, metric_key, dtype=jnp.float32) -> Callable:
-    """Jitted ``(keys[S]) -> (rows int32[S, B], values float[S, B])`` running every seed to the budget."""
+def make_scan_fn(strategy: Strategy, benchmark: TabularBenchmark, metric_key, dtype=jnp.float32,
+                 aux: Callable[[ScanStep], Any] | None = None) -> Callable:
+    """Jitted ``(keys[S]) -> (rows int32[S, B], values float[S, B])`` running every seed to the budget.
+
+    With ``aux``, ``fn(keys) -> (rows, values, aux_out)``: ``aux(ScanStep)`` is
+    traced into the scan and its outputs come back stacked, ``[S, steps, ...]``.
+    """
     sign = 1.0 if benchmark.metrics[metric_key].higher_is_better else -1.0
     n_steps = _n_steps(strategy)
 
@@ -63,14 +89,20 @@ def make_scan_fn(strategy: Strategy, benchmark: TabularBenchmark, metric_key, dt
         k_init, k_steps = _split(key, n_steps)
 
         def step(state, k):
-            archs, state = strategy.ask(state, k)
+            archs, asked = strategy.ask(state, k)
             rows = benchmark.rows(archs)
             vals = benchmark.query_rows(rows, metric_key, dtype)
-            state = strategy.tell(state, archs, sign * vals)
-            return state, (rows, vals)
+            told = strategy.tell(asked, archs, sign * vals)
+            if aux is None:
+                return told, (rows, vals)
+            # the hook runs after the step (a barrier orders them): independent of the strategy's own
+            # work, it would otherwise run beside it, and XLA:CPU can deadlock running two such at once
+            step_view, told = jax.lax.optimization_barrier((ScanStep(state, k, archs, asked, rows, vals), told))
+            return told, (rows, vals, aux(step_view))
 
-        _, (rows, vals) = jax.lax.scan(step, strategy.init(k_init), k_steps)
-        return rows.reshape(-1)[: strategy.budget], vals.reshape(-1)[: strategy.budget]
+        _, (rows, vals, *extra) = jax.lax.scan(step, strategy.init(k_init), k_steps)
+        out = rows.reshape(-1)[: strategy.budget], vals.reshape(-1)[: strategy.budget]
+        return out if aux is None else (*out, extra[0])
 
     return jax.jit(jax.vmap(one_seed))
 
@@ -87,6 +119,7 @@ def run_tabular(
     progress: Callable[..., None] | None = None,
     done: dict[int, tuple[np.ndarray, np.ndarray, float]] | None = None,
     on_chunk: Callable[[int, np.ndarray, np.ndarray, float], None] | None = None,
+    aux: Callable[[ScanStep], Any] | None = None,
 ) -> RunRecord:
     """Run ``seeds`` independent searches as one compiled scan (vmapped over seeds).
 
@@ -99,10 +132,15 @@ def run_tabular(
     seconds)}``, e.g. read back after an interrupt): they are not recomputed.
     ``on_chunk(c, rows, values, seconds)`` is called as each new group finishes.
     The record's ``wall_seconds`` is the compile time plus every group's time
-    (those in ``done`` included).
+    (those in ``done`` included). ``aux(step)`` (see ``ScanStep``) runs inside
+    the scan at every step; its outputs, stacked to ``[seeds, steps, ...]``,
+    are the record's ``aux`` (every group is then computed: ``done`` must be empty).
     """
     metric_key = metric_key or benchmark.search_metric
+    if aux is not None and done:
+        raise bad_argument("done", sorted(done), "no finished groups when aux is given (their aux is not kept)")
     done = dict(done or {})
+    extra = {}
     keys = seed_keys(seeds, seed0, prng)
     chunk = min(chunk or seeds, seeds)
     n_chunks = math.ceil(seeds / chunk)
@@ -117,12 +155,14 @@ def run_tabular(
         if progress:
             progress(n_done(), "compiling")
         t0 = time.perf_counter()
-        fn = make_scan_fn(strategy, benchmark, metric_key, dtype).lower(keys[:chunk]).compile()
+        fn = make_scan_fn(strategy, benchmark, metric_key, dtype, aux).lower(keys[:chunk]).compile()
         wall += time.perf_counter() - t0
         for c in todo:
             t0 = time.perf_counter()
-            r, v = fn(keys[c * chunk : (c + 1) * chunk])
+            r, v, *a = fn(keys[c * chunk : (c + 1) * chunk])
             r, v = np.asarray(r), np.asarray(v)
+            if a:
+                extra[c] = jax.tree.map(np.asarray, a[0])
             dt = time.perf_counter() - t0
             wall += dt
             done[c] = (r, v, dt)
@@ -132,7 +172,10 @@ def run_tabular(
                 progress(n_done(), None)
     rows = np.concatenate([done[c][0] for c in range(n_chunks)])[:seeds]
     vals = np.concatenate([done[c][1] for c in range(n_chunks)])[:seeds]
-    return RunRecord(rows, vals, wall)
+    aux_out = None
+    if aux is not None:
+        aux_out = jax.tree.map(lambda *xs: np.concatenate(xs)[:seeds], *(extra[c] for c in range(n_chunks)))
+    return RunRecord(rows, vals, wall, aux_out)
 
 
 def run_loop(

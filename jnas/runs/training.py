@@ -47,15 +47,17 @@ def check_model_options(space_name: str, options: dict | None) -> None:
 def _model_options(space_name: str, seed: int, input_shape, options: dict | None, data: str) -> dict:
     """The options ``build_network`` gets: the user's, checked, plus what the data and seed fix.
 
-    ``nago``/``rnag`` networks also get the generator ``seed`` and the image
-    shape; a builder with an ``in_channels`` option gets the images' channel
-    count (a different value given by the user is an error, not a crash later).
+    Networks of generator spaces (``Space.generated``: ``nago``/``rnag``) also
+    get the generator ``seed`` and the image shape; a builder with an
+    ``in_channels`` option gets the images' channel count (a different value
+    given by the user is an error, not a crash later).
     """
-    from jnas.models import GENERATED, check_network_options, network_options
+    from jnas.models import check_network_options, network_options
+    from jnas.spaces import get_space
 
     options = dict(options or {})
     check_network_options(space_name, options)
-    if space_name in GENERATED:
+    if get_space(space_name).generated:
         options.setdefault("seed", seed)
         options.setdefault("input_shape", tuple(input_shape))
     channels = int(input_shape[-1])

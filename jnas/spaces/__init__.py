@@ -5,11 +5,12 @@ from __future__ import annotations
 import importlib
 
 from jnas.errors import unknown_name
-from jnas.spaces.base import Arch, Space
+from jnas.spaces.base import Arch, Decisions, GraphLayout, OpSlots, Relaxation, Space
 
 # name -> (module, attribute); imported lazily so that `jnas list` stays fast
 _REGISTRY = {
     "nb201": ("jnas.spaces.nb201", "NB201"),
+    "nb201-3": ("jnas.spaces.nb201", "NB201_3"),
     "nb101": ("jnas.spaces.nb101", "NB101"),
     "darts": ("jnas.spaces.darts", "DARTS"),
     "convnet": ("jnas.spaces.convnet", "CONVNET"),
@@ -34,4 +35,4 @@ def get_space(name: str) -> Space:
     return getattr(importlib.import_module(module), attr)
 
 
-__all__ = ["Arch", "Space", "get_space", "names"]
+__all__ = ["Arch", "Decisions", "GraphLayout", "OpSlots", "Relaxation", "Space", "get_space", "names"]

@@ -24,6 +24,13 @@ and ``R = len(channels) * len(kernels)``.
 
 One edit (``neighbours``): change one layer's channel or kernel, remove the
 last layer, or append a layer with any (channel, kernel).
+
+Self-description: decisions are the depth, then each layer's channel and
+kernel (a layer's decisions are dead past the depth); the graph is the chain
+input → layers → output; the one-hot encoding is one ``space.ops`` choice
+per layer slot (zero past the depth); the relaxation LaNAS uses is ordinal
+(depth, channels and kernels scaled to ``[0, 1]``). No op slots (layers
+come and go) and no path encoding (``Σ len(ops)^L`` features).
 """
 
 from __future__ import annotations
@@ -36,7 +43,8 @@ import networkx as nx
 import numpy as np
 
 from jnas.errors import JnasError
-from jnas.spaces.base import Space
+from jnas.spaces.base import Decisions, GraphLayout, Relaxation, Space
+from jnas.spaces.generic import finish_graph, stochastic_round
 
 _LAYER = re.compile(r"^\s*(\d+)\s*-\s*(\d+)\s*$")
 
@@ -162,6 +170,95 @@ class ConvNetSpace(Space):
         ch = jnp.where(live, jnp.where(use_a, cha, chb), 0)
         k = jnp.where(live, jnp.where(use_a, ka, kb), 0)
         return self._pack(d, ch, k)
+
+    # ----- self-description ---------------------------------------------------------------
+    @property
+    def decisions(self) -> Decisions:
+        """``depth - min_depth``, then per layer its channel id and kernel id (dead past the depth)."""
+        D = self.max_depth
+        card = [D - self.min_depth + 1] + [len(self.channels), len(self.kernels)] * D
+        names = ("depth",) + tuple(f"layer{i}.{f}" for i in range(D) for f in ("channels", "kernel"))
+        depths = tuple(str(d) for d in range(self.min_depth, D + 1))
+        values = (depths,) + (tuple(map(str, self.channels)), tuple(map(str, self.kernels))) * D
+        return Decisions(np.array(card, np.int32), names, values, True)
+
+    def to_decisions(self, arch):
+        a = jnp.asarray(arch).astype(jnp.int32)
+        return a.at[0].add(-self.min_depth)
+
+    def from_decisions(self, tokens):
+        t = jnp.asarray(tokens).astype(jnp.int32)
+        d = t[0] + self.min_depth
+        live = jnp.arange(self.max_depth) < d
+        return self._pack(d, jnp.where(live, t[1::2], 0), jnp.where(live, t[2::2], 0))
+
+    def live_decisions(self, tokens):
+        d = jnp.asarray(tokens)[0].astype(jnp.int32) + self.min_depth
+        return jnp.concatenate([jnp.ones((1,), bool), jnp.repeat(jnp.arange(self.max_depth) < d, 2)])
+
+    @property
+    def graph_layout(self) -> GraphLayout:
+        """``max_depth + 2`` nodes: input, the layer slots, output; a chain cut at the depth."""
+        D = self.max_depth
+        n = D + 2
+        wiring = np.zeros((n, n), bool)
+        wiring[np.arange(D), np.arange(1, D + 1)] = True  # input -> layer 0 -> ... -> layer D-1
+        wiring[np.arange(self.min_depth, D + 1), n - 1] = True  # the last layer feeds the output
+        return GraphLayout(("input",) + self.ops + ("output",), wiring, (), False)
+
+    def graph_tensors(self, arch):
+        """Node ``1 + l`` is layer ``l`` (label: its ``space.ops`` choice); nodes past the depth are padding."""
+        arch = jnp.asarray(arch).astype(jnp.int32)
+        d_max = self.max_depth
+        depth, ch, k = arch[0], arch[1::2], arch[2::2]
+        n = d_max + 2
+        node = jnp.arange(n)
+        # chain input -> layer 0 -> ... -> layer depth-1 (A index 1 + l), then the output node n - 1
+        a = jnp.zeros((n, n), jnp.float32).at[node[:-1], node[:-1] + 1].set((node[:-1] < depth).astype(jnp.float32))
+        a = a.at[jnp.clip(depth, 0, d_max), n - 1].set(1.0)
+        digit = ch * len(self.kernels) + k
+        labels = jnp.concatenate([jnp.zeros((1,), jnp.int32), 1 + digit, jnp.full((1,), 1 + len(self.ops), jnp.int32)])
+        mask = (node <= depth) | (node == n - 1)
+        return finish_graph(a, labels, mask, len(self.ops) + 2)
+
+    def onehot(self, arch):
+        """``float32[max_depth · len(ops)]``: one-hot layer choice per layer slot, all-zero past the depth."""
+        arch = jnp.asarray(arch).astype(jnp.int32)
+        live = jnp.arange(self.max_depth) < arch[0]
+        digit = arch[1::2] * len(self.kernels) + arch[2::2]
+        return (jax.nn.one_hot(digit, len(self.ops), dtype=jnp.float32) * live[:, None]).reshape(-1)
+
+    def onehot_names(self) -> tuple[str, ...]:
+        return tuple(f"layer{i}={o}" for i in range(self.max_depth) for o in self.ops)
+
+    def relaxation(self) -> Relaxation:
+        """``1 + 2·max_depth`` free coordinates: depth / max depth; per layer channels / max channels and
+        kernel / max kernel (0 past the depth). Rounding picks each value between its two nearest choices."""
+        D = self.max_depth
+        ch = np.asarray(self.channels, np.float64)
+        kn = np.asarray(self.kernels, np.float64)
+        ch_scale, k_scale = ch / ch.max(), kn / kn.max()
+
+        def encode(arch):
+            a = jnp.asarray(arch).astype(jnp.int32)
+            d, c, k = a[0], a[1::2], a[2::2]
+            live = jnp.arange(D) < d
+            cf = jnp.where(live, jnp.asarray(ch_scale)[c], 0.0)
+            kf = jnp.where(live, jnp.asarray(k_scale)[k], 0.0)
+            layers = jnp.stack([cf, kf], axis=-1).reshape(-1)
+            return jnp.concatenate([(d / D)[None], layers]).astype(jnp.result_type(float))
+
+        def decode(key, x):
+            kd, kc, kk = jax.random.split(key, 3)
+            d = stochastic_round(kd, x[:1] * D - self.min_depth, D - self.min_depth + 1)[0] + self.min_depth
+            # fractional position of each layer's value among the sorted choices
+            c = stochastic_round(kc, jnp.interp(x[1::2], jnp.asarray(ch_scale), jnp.arange(len(ch))), len(ch))
+            k = stochastic_round(kk, jnp.interp(x[2::2], jnp.asarray(k_scale), jnp.arange(len(kn))), len(kn))
+            live = jnp.arange(D) < d
+            return self._pack(d, jnp.where(live, c, 0), jnp.where(live, k, 0))
+
+        dim = 1 + 2 * D
+        return Relaxation(dim, encode, np.full(dim, -1), np.zeros(0), decode)
 
     # ----- host-side ----------------------------------------------------------------
     def to_string(self, arch) -> str:

@@ -20,6 +20,12 @@ space is that squared (≈ 1.08e18) and is not enumerable.
 One edit (``neighbours``): change the op of one edge, or change the input of
 one edge to another allowed node (then re-sort the node).
 
+Self-description: per cell and node three categorical decisions, the
+unordered pair of inputs (``C(i + 2, 2)`` values) and the op of each of the
+two edges (7 values, ``none`` excluded), so every token vector is a member;
+the 16 edges are the op slots (wiring: their inputs); the graph of a cell
+has its two inputs, one node per edge op and the concat output.
+
 Strings are DARTS genotypes::
 
     Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ...],
@@ -37,7 +43,8 @@ import networkx as nx
 import numpy as np
 
 from jnas.errors import JnasError
-from jnas.spaces.base import Space
+from jnas.spaces.base import Decisions, GraphLayout, OpSlots, Relaxation, Space
+from jnas.spaces.generic import categorical, finish_graph
 
 OPS = (
     "none",
@@ -60,6 +67,16 @@ EDGE_NODE = np.repeat(np.arange(N_NODES), 2)
 #: inputs of edge e are drawn from [0, EDGE_LIMIT[e])
 EDGE_LIMIT = EDGE_NODE + 2
 CONCAT = [2, 3, 4, 5]
+#: unordered input pairs (a < b), numbered b(b-1)/2 + a: node i (inputs 0..i+1) uses the first C(i+2, 2)
+PAIRS = np.array([(a, b) for b in range(1, N_NODES + 1) for a in range(b)], np.int32)
+#: sources an edge can read in the one-hot encoding: c_{k-2}, c_{k-1}, nodes 2..4
+_ONEHOT_SOURCES = N_NODES + 1
+_INPUT_NAMES = ("c_{k-2}", "c_{k-1}")
+# Graph of a cell: A-node 0, 1 = cell inputs, 2 + k = op of edge k, 10 = output.
+# _PRODUCES[u, s]: A-node u emits DARTS node s (edges 2m, 2m+1 sum into node m + 2).
+_PRODUCES = np.zeros((N_EDGES + 3, N_NODES + 2), np.float32)
+_PRODUCES[0, 0] = _PRODUCES[1, 1] = 1
+_PRODUCES[2 + np.arange(N_EDGES), np.arange(N_EDGES) // 2 + 2] = 1
 
 
 def _cell_count() -> int:
@@ -152,9 +169,122 @@ class DartsSpace(Space):
         take_a = jnp.repeat(take_a, 2, axis=1)[..., None]
         return jnp.where(take_a, jnp.asarray(a), jnp.asarray(b)).astype(jnp.int8)
 
-    def canonical(self, arch):
-        """See module-level ``canonical``."""
+    def canonicalize(self, arch):
+        """Each node's two edges ordered by input (see module-level ``canonical``)."""
         return canonical(arch)
+
+    def canonical(self, arch):
+        """Old name of ``canonicalize``."""
+        return canonical(arch)
+
+    # ----- self-description ---------------------------------------------------------------
+    @property
+    def decisions(self) -> Decisions:
+        """Per cell and node: input pair (``C(i+2, 2)`` values), op from the smaller input, op from the other."""
+        ops = OPS[1:]
+        card, names, values = [], [], []
+        for cell in CELLS:
+            for i in range(N_NODES):
+                n_pairs = (i + 2) * (i + 1) // 2
+                card += [n_pairs, len(ops), len(ops)]
+                names += [f"{cell}/node{i + 2}.inputs", f"{cell}/node{i + 2}.op_a", f"{cell}/node{i + 2}.op_b"]
+                values += [tuple(f"{a},{b}" for a, b in PAIRS[:n_pairs]), ops, ops]
+        return Decisions(np.array(card, np.int32), tuple(names), tuple(values), False)
+
+    def to_decisions(self, arch):
+        a = jnp.asarray(arch).astype(jnp.int32).reshape(N_CELLS, N_NODES, 2, 2)
+        lo, hi = jnp.minimum(a[..., 0, 0], a[..., 1, 0]), jnp.maximum(a[..., 0, 0], a[..., 1, 0])
+        swap = a[..., 0, 0] > a[..., 1, 0]
+        op_a = jnp.where(swap, a[..., 1, 1], a[..., 0, 1]) - 1
+        op_b = jnp.where(swap, a[..., 0, 1], a[..., 1, 1]) - 1
+        pair = hi * (hi - 1) // 2 + lo
+        return jnp.stack([pair, op_a, op_b], axis=-1).reshape(-1)
+
+    def from_decisions(self, tokens):
+        t = jnp.asarray(tokens).astype(jnp.int32).reshape(N_CELLS, N_NODES, 3)
+        inp = jnp.asarray(PAIRS)[jnp.clip(t[..., 0], 0, len(PAIRS) - 1)]  # [cells, nodes, 2]
+        ops = jnp.stack([t[..., 1], t[..., 2]], axis=-1) + 1
+        return jnp.stack([inp, ops], axis=-1).reshape(N_CELLS, N_EDGES, 2).astype(jnp.int8)
+
+    @property
+    def op_slot_layout(self) -> OpSlots:
+        """Two cells (normal, reduce) of 8 edge ops over the 7 ops other than ``none``; inputs are wiring."""
+        return OpSlots(OPS[1:], N_CELLS, N_EDGES, True)
+
+    def op_slots(self, arch):
+        return jnp.asarray(arch)[..., 1].astype(jnp.int32)
+
+    def with_op_slots(self, arch, ops):
+        arch = jnp.asarray(arch)
+        return arch.at[..., 1].set(jnp.asarray(ops).astype(arch.dtype))
+
+    @property
+    def graph_layout(self) -> GraphLayout:
+        """Per cell 11 nodes: c_{k-2}, c_{k-1}, the 8 edge ops, the concat output."""
+        n = N_EDGES + 3
+        reads = np.arange(N_NODES + 2)[None, :] < EDGE_LIMIT[:, None]  # [edge, DARTS node it may read]
+        cell = np.zeros((n, n), bool)
+        cell[:, 2 : 2 + N_EDGES] = (_PRODUCES @ reads.T.astype(np.float32)) > 0
+        cell[2 : 2 + N_EDGES, n - 1] = True  # the output concatenates every intermediate node
+        wiring = np.stack([cell] * N_CELLS)
+        return GraphLayout(_INPUT_NAMES + OPS + ("output",), wiring, CELLS, True)
+
+    def graph_tensors(self, arch):
+        """Leading cell axis (normal, reduce): ``[2, 11, 11]``, ``[2, 11, f]``, ``[2, 11]``."""
+        return jax.vmap(_cell_graph)(jnp.asarray(arch))
+
+    def onehot(self, arch):
+        """Per cell and edge, one-hot input among the 5 nodes an edge can read, then one-hot op: ``2·8·(5 + 8)``."""
+        arch = jnp.asarray(arch).astype(jnp.int32)
+        src = jax.nn.one_hot(arch[..., 0], _ONEHOT_SOURCES, dtype=jnp.float32)
+        op = jax.nn.one_hot(arch[..., 1], N_OPS, dtype=jnp.float32)
+        return jnp.concatenate([src, op], axis=-1).reshape(-1)
+
+    def onehot_names(self) -> tuple[str, ...]:
+        srcs = _INPUT_NAMES + tuple(f"node{j}" for j in range(2, _ONEHOT_SOURCES))
+        kinds = tuple(f"in={s}" for s in srcs) + tuple(f"op={o}" for o in OPS)
+        return tuple(f"{cell}/edge{e}:{kind}" for cell in CELLS for e in range(N_EDGES) for kind in kinds)
+
+    def relaxation(self) -> Relaxation:
+        """One-hot edges: per cell, node, input and op (not ``none``), two per node: ``2 · 14 · 7 = 196``.
+
+        One block per (cell, node) summing to 2; rounding draws the node's two
+        edges from its block, the second from an input other than the first's.
+        """
+        n_real = N_OPS - 1  # 'none' is not a member
+        # column of (cell, node, input j, op) in the feature vector
+        starts = np.concatenate([[0], np.cumsum((np.arange(N_NODES) + 2) * n_real)])[:N_NODES]
+        per_cell = int(((np.arange(N_NODES) + 2) * n_real).sum())
+        max_in = N_NODES + 1
+
+        def encode(arch):
+            a = jnp.asarray(arch).astype(jnp.int32)
+            col = (jnp.arange(N_CELLS)[:, None] * per_cell + jnp.asarray(starts)[EDGE_NODE][None, :]
+                   + a[..., 0] * n_real + a[..., 1] - 1)
+            return jnp.zeros(N_CELLS * per_cell).at[col.reshape(-1)].set(1.0).astype(jnp.result_type(float))
+
+        def decode(key, x):
+            inp, op = [], []
+            keys = jax.random.split(key, 2 * N_CELLS * N_NODES).reshape(N_CELLS, N_NODES, 2)
+            for c in range(N_CELLS):
+                for i in range(N_NODES):
+                    n_in = i + 2
+                    s = c * per_cell + starts[i]
+                    w = jnp.zeros((max_in, n_real)).at[:n_in].set(x[s : s + n_in * n_real].reshape(n_in, n_real))
+                    ok = jnp.asarray(np.arange(max_in) < n_in)[:, None] & jnp.ones((1, n_real), bool)
+                    first = categorical(keys[c, i, 0], w.reshape(-1), ok.reshape(-1))
+                    ok2 = ok & (jnp.arange(max_in)[:, None] != first // n_real)
+                    second = categorical(keys[c, i, 1], w.reshape(-1), ok2.reshape(-1))
+                    pair = jnp.stack([first, second])
+                    inp.append(pair // n_real)
+                    op.append(pair % n_real + 1)
+            arch = jnp.stack([jnp.stack(inp).reshape(N_CELLS, -1), jnp.stack(op).reshape(N_CELLS, -1)], axis=-1)
+            return canonical(arch.astype(jnp.int8))
+
+        block = np.concatenate(
+            [c * N_NODES + np.repeat(np.arange(N_NODES), (np.arange(N_NODES) + 2) * n_real) for c in range(N_CELLS)]
+        )
+        return Relaxation(N_CELLS * per_cell, encode, block, np.full(N_CELLS * N_NODES, 2.0), decode)
 
     # ----- host-side ----------------------------------------------------------------
     def to_string(self, arch) -> str:
@@ -206,6 +336,20 @@ class DartsSpace(Space):
             for j in CONCAT:
                 g.add_edge((cell, j), (cell, N_NODES + 2), op="concat")
         return g
+
+
+def _cell_graph(cell):
+    """``(A, X, mask)`` of one cell ``int8[8, 2]``: 11 nodes, ``none`` ops cut out of ``A``."""
+    cell = jnp.asarray(cell).astype(jnp.int32)
+    src, ops = cell[:, 0], cell[:, 1]
+    n = N_EDGES + 3
+    reads = jax.nn.one_hot(src, N_NODES + 2, dtype=jnp.float32)  # [8, 6]
+    a = jnp.zeros((n, n), jnp.float32).at[:, 2 : 2 + N_EDGES].set(jnp.asarray(_PRODUCES) @ reads.T)
+    a = a.at[2 : 2 + N_EDGES, n - 1].set(1.0)  # the cell output concatenates every intermediate node
+    labels = jnp.concatenate([jnp.array([0, 1]), 2 + ops, jnp.array([2 + N_OPS])])
+    io = jnp.ones((2,), bool)
+    alive = jnp.concatenate([io, ops != NONE, io[:1]])
+    return finish_graph(a, labels, jnp.ones((n,), bool), N_OPS + 3, alive)
 
 
 def _parse_edges(cell: str, node) -> np.ndarray:

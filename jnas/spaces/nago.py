@@ -515,6 +515,8 @@ class GeneratorSpace(Space):
 
     enumerable = False
     ops = OPS
+    #: a network is drawn from the hyperparameters and a seed (``to_networkx(arch, seed)``)
+    generated = True
 
     def __init__(self, name: str, generator: str, fields: tuple[Field, ...]):
         self.name = name

@@ -42,6 +42,12 @@ String form (raw cell, round-trippable)::
 
 7 rows of 7 binary digits separated by ``/``, then 7 op labels
 (``input``/``output`` at the ends, ``pruned`` allowed inside).
+
+Self-description: the graph is the *pruned* cell (vertices as nodes, 0 the
+input, 6 the output; pruned vertices are padding), and the one-hot
+encoding is that of BANANAS: the upper triangle of the pruned adjacency
+then a one-hot op per inner vertex. NB101 defines no categorical decisions,
+op slots or relaxation here.
 """
 
 from __future__ import annotations
@@ -55,7 +61,8 @@ import networkx as nx
 import numpy as np
 
 from jnas.errors import JnasError
-from jnas.spaces.base import Space
+from jnas.spaces.base import GraphLayout, Space
+from jnas.spaces.generic import finish_graph
 
 OPS = ("conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3")
 INPUT, OUTPUT, PRUNED = 3, 4, -1
@@ -186,6 +193,39 @@ class NB101Space(Space):
         pruned_adj, _ = prune((adj, ops))
         small = jnp.sum(pruned_adj.astype(jnp.int32)) <= MAX_EDGES
         return binary & io & inner_ok & fwd[-1] & small
+
+    # ----- self-description -------------------------------------------------------------
+    @property
+    def graph_layout(self) -> GraphLayout:
+        """The 7 vertices of the pruned cell; any upper-triangular edge."""
+        wiring = np.triu(np.ones((N_VERTICES, N_VERTICES), bool), 1)
+        return GraphLayout(("input",) + OPS + ("output",), wiring, (), True)
+
+    def graph_tensors(self, arch):
+        """The pruned cell: vertices off every input→output path become padding."""
+        adj, ops = prune(arch)
+        adj = jnp.asarray(adj).astype(jnp.float32)
+        ops = jnp.asarray(ops).astype(jnp.int32)
+        n = adj.shape[0]
+        node = jnp.arange(n)
+        inner = jnp.clip(ops, 0, len(OPS) - 1)
+        labels = jnp.where(node == 0, 0, jnp.where(node == n - 1, len(OPS) + 1, 1 + inner))
+        mask = (node == 0) | (node == n - 1) | ((ops >= 0) & (ops < len(OPS)))
+        return finish_graph(adj, labels, mask, len(OPS) + 2)
+
+    def onehot(self, arch):
+        """``float32[36]``: upper triangle of the pruned adjacency (21, row-major), one-hot op of vertices 1..5.
+
+        A pruned vertex gets an all-zero op block (NB101 ignores vertices on no input→output path).
+        """
+        adj, ops = prune(arch)
+        inner = jnp.asarray(ops)[1:6].astype(jnp.int32)  # PRUNED (-1) one-hots to zeros
+        op_block = jax.nn.one_hot(inner, len(OPS), dtype=jnp.float32).reshape(-1)
+        return jnp.concatenate([jnp.asarray(adj).astype(jnp.float32)[_ROWS, _COLS], op_block])
+
+    def onehot_names(self) -> tuple[str, ...]:
+        adj = tuple(f"adj{i}->{j}" for i, j in zip(_ROWS, _COLS))
+        return adj + tuple(f"node{v}={o}" for v in range(1, 6) for o in OPS)
 
     def sample(self, key, n_tries: int = 8):
         """Rejection sampling, ``n_tries`` candidates per round (~73% of raw draws are valid)."""

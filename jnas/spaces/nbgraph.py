@@ -17,6 +17,10 @@ benchmark and is not a member. Canonicalisation is a gather from a table
 jits and vmaps. The benchmark key is ``L·10⁴ + o₁·10³ + o₂·10² + o₃·10 + o₄``
 with ``L`` the canonical link's position in ``LINKS`` and ``oᵢ`` the op's
 position in the full 9-op list (also for ``proteins``).
+
+Self-description: 8 categorical decisions, ``link[i]`` (``i + 1`` values)
+then ``ops[i]``; the 4 op nodes are the op slots (the links are wiring);
+the graph is input, the 4 op nodes, output (leaves feed the output).
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ import networkx as nx
 import numpy as np
 
 from jnas.errors import JnasError
-from jnas.spaces.base import Space
+from jnas.spaces.base import Decisions, GraphLayout, OpSlots, Relaxation, Space
+from jnas.spaces.generic import categorical, decision_relaxation, finish_graph
 
 #: the full op list; a key's op digits index into it
 ALL_OPS = ("gat", "gcn", "gin", "cheb", "sage", "arma", "graph", "fc", "skip")
@@ -351,6 +356,81 @@ class NBGraphSpace(Space):
         raw, ok = self._raw(child)
         row = jnp.where(ok, t.raw_row[raw], -1)
         return jnp.where(row >= 0, t.cells[jnp.maximum(row, 0)], jnp.asarray(a, jnp.int8))
+
+    # ----- self-description ---------------------------------------------------------
+    @property
+    def decisions(self) -> Decisions:
+        """``link[0..3]`` (node ``i`` reads one of ``i + 1`` inputs), then ``ops[0..3]``; tokens = the raw cell."""
+        sources = ("input",) + tuple(f"node{j}" for j in range(N_NODES))
+        return Decisions(
+            np.array([i + 1 for i in range(N_NODES)] + [len(self.ops)] * N_NODES, np.int32),
+            tuple(f"node{i}.input" for i in range(N_NODES)) + tuple(f"node{i}.op" for i in range(N_NODES)),
+            tuple(sources[: i + 1] for i in range(N_NODES)) + (tuple(self.ops),) * N_NODES,
+            False,
+        )
+
+    def to_decisions(self, arch):
+        return jnp.asarray(arch).astype(jnp.int32)
+
+    def from_decisions(self, tokens):
+        """The raw cell (``canonicalize`` it; the all-skip cell has no member)."""
+        return jnp.asarray(tokens).astype(jnp.int8)
+
+    @property
+    def op_slot_layout(self) -> OpSlots:
+        """One cell of 4 op slots (the nodes); the links are wiring."""
+        return OpSlots(tuple(self.ops), 1, N_NODES, True)
+
+    def op_slots(self, arch):
+        return jnp.asarray(arch)[N_NODES:].astype(jnp.int32)[None, :]
+
+    def with_op_slots(self, arch, ops):
+        # Relabelling to the canonical form permutes nodes, so the op multiset survives.
+        arch = jnp.asarray(arch)
+        return self.canonicalize(arch.at[N_NODES:].set(jnp.asarray(ops).astype(arch.dtype)[0]))
+
+    @property
+    def graph_layout(self) -> GraphLayout:
+        """6 nodes: input (0), computing nodes 1..4, output (5); node ``i + 1`` may read any of 0..i."""
+        n = N_NODES + 2
+        wiring = np.zeros((n, n), bool)
+        for i in range(N_NODES):
+            wiring[: i + 1, 1 + i] = True  # link[i] in [0, i]
+            wiring[1 + i, n - 1] = True  # a leaf feeds the output
+        return GraphLayout(("input",) + tuple(self.ops) + ("output",), wiring, (), True)
+
+    def graph_tensors(self, arch):
+        """The cell itself: ``A`` = ``to_networkx`` adjacency (node ``k`` = computing node ``k``)."""
+        arch = jnp.asarray(arch).astype(jnp.int32)
+        link, ops = arch[:N_NODES], arch[N_NODES:]
+        node = jnp.arange(N_NODES)
+        n = N_NODES + 2
+        # link values already are A indices: 0 = input, k = computing node k (A index k)
+        a = jnp.zeros((n, n), jnp.float32).at[link, 1 + node].set(1.0)
+        leaf = ~(link[None, :] == (1 + node)[:, None]).any(axis=1)
+        a = a.at[1 + node, n - 1].set(leaf.astype(jnp.float32))
+        k = len(self.ops)
+        labels = jnp.concatenate([jnp.zeros((1,), jnp.int32), 1 + ops, jnp.full((1,), 1 + k, jnp.int32)])
+        return finish_graph(a, labels, jnp.ones((n,), bool), k + 2)
+
+    def relaxation(self) -> Relaxation:
+        """One-hot decisions (``10 + 4·len(ops)`` features); rounding draws the links, then the ops."""
+        base = decision_relaxation(self)
+        n_ops, n_link = len(self.ops), N_NODES * (N_NODES + 1) // 2
+        link_off = np.concatenate([[0], np.cumsum(np.arange(1, N_NODES))])  # node i's input block starts here
+
+        def decode(key, x):
+            k_link, k_ops = jax.random.split(key)
+            pos = np.arange(N_NODES)
+            idx = np.minimum(link_off[:, None] + pos[None, :], n_link - 1)
+            w = x[:n_link][idx]  # [node, choice], choices past i masked below
+            valid = jnp.asarray(pos[None, :] <= pos[:, None])
+            link = jax.vmap(categorical)(jax.random.split(k_link, N_NODES), w, valid)
+            wo = x[n_link:].reshape(N_NODES, n_ops)
+            ops = jax.vmap(categorical)(jax.random.split(k_ops, N_NODES), wo, jnp.ones_like(wo, bool))
+            return self.canonicalize(jnp.concatenate([link, ops]).astype(jnp.int8))
+
+        return base._replace(decode=decode)
 
     # ----- host-side ---------------------------------------------------------------
     def from_raw(self, link, ops):

@@ -1,12 +1,13 @@
-"""Search strategies: pure ask/tell state machines (see ``base.py``)."""
+"""Search strategies: pure ask/tell state machines built from one kit (see ``base.py``, ``history.py``)."""
 
 from __future__ import annotations
 
 from jnas.errors import unknown_name
 from jnas.strategies.bananas import Bananas
-from jnas.strategies.base import Option, Strategy
+from jnas.strategies.base import FAILURE_POLICIES, Option, State, Strategy, batch_option, failure_option
 from jnas.strategies.bo import BayesianOptimisation
 from jnas.strategies.evolution import RegularizedEvolution
+from jnas.strategies.history import History, arch_hash
 from jnas.strategies.lanas import LaNAS, RegressionTree
 from jnas.strategies.local_search import LocalSearch
 from jnas.strategies.mcts import MCTS
@@ -40,4 +41,7 @@ def make_strategy(name: str, space, budget: int, **options) -> Strategy:
     return get_strategy(name)(space, budget, **options)
 
 
-__all__ = ["Option", "Strategy", "get_strategy", "make_strategy", "names"]
+__all__ = [
+    "FAILURE_POLICIES", "History", "Option", "State", "Strategy", "arch_hash", "batch_option", "failure_option",
+    "get_strategy", "make_strategy", "names",
+]

@@ -9,6 +9,7 @@ The tournament is drawn exactly but cheaply: the winner of ``S`` distinct
 members out of ``P`` has fitness rank ``r`` (0 = best) with probability
 ``C(P-1-r, S-1) / C(P, S)``, so one uniform number and the members' ranks
 replace ``S`` random draws (ties rank by position, as ``argmax`` would).
+A failed evaluation's fitness follows ``on_failure`` (default ``-inf``).
 """
 
 from __future__ import annotations
@@ -20,13 +21,12 @@ import jax
 import jax.numpy as jnp
 
 from jnas.errors import JnasError
-from jnas.strategies.base import Option, Strategy, failed_to_worst, select, stack1, unstack1
+from jnas.strategies.base import Option, Strategy, failure_option, select, stack1, unstack1
 
 
 class REState(NamedTuple):
-    pop: object  # architectures, leading axis population_size (ring buffer)
-    fit: jax.Array  # float[population_size], -inf where empty or failed
-    t: jax.Array  # int32[] architectures told so far
+    pop: object  # architectures, leading axis population_size (ring buffer; slot = told count % P)
+    fit: jax.Array  # float[population_size], -inf where empty (failures per on_failure)
 
 
 class RegularizedEvolution(Strategy):
@@ -36,6 +36,7 @@ class RegularizedEvolution(Strategy):
     options = (
         Option("population_size", int, 30, "an integer >= 2", lambda v: v >= 2, "population size P"),
         Option("sample_size", int, 10, "an integer in [1, population_size]", lambda v: v >= 1, "tournament size S"),
+        failure_option("-inf"),
     )
 
     def validate(self):
@@ -49,14 +50,14 @@ class RegularizedEvolution(Strategy):
         probs = [comb(p - 1 - r, s - 1) / comb(p, s) for r in range(p)]
         return jnp.cumsum(jnp.asarray(probs, jnp.float32))
 
-    def init(self, key):
+    def _init(self, key):
         tmpl = self.space.template()
         pop = jax.tree.map(lambda x: jnp.zeros((self.population_size,) + x.shape, x.dtype), tmpl)
-        return REState(pop, jnp.full((self.population_size,), -jnp.inf), jnp.int32(0))
+        return REState(pop, jnp.full((self.population_size,), -jnp.inf))
 
-    def ask(self, state, key):
+    def _ask(self, state, key):
         k_rand, k_pick, k_mut = jax.random.split(key, 3)
-        f = state.fit
+        f = state.inner.fit
         idx = jnp.arange(self.population_size)
         # rank_i = number of members strictly better than i (earlier position wins ties)
         better = (f[None, :] > f[:, None]) | ((f[None, :] == f[:, None]) & (idx[None, :] < idx[:, None]))
@@ -65,13 +66,13 @@ class RegularizedEvolution(Strategy):
         u = jax.random.uniform(k_pick) * cdf[-1]
         r = jnp.minimum(jnp.sum(cdf <= u), self.population_size - 1)  # inverse CDF by counting
         best = jnp.argmax(rank == r)
-        parent = jax.tree.map(lambda x: x[best], state.pop)
+        parent = jax.tree.map(lambda x: x[best], state.inner.pop)
         child = self.space.mutate(k_mut, parent)
         fresh = self.space.sample(k_rand)
-        return stack1(select(state.t < self.population_size, fresh, child)), state
+        return stack1(select(state.history.count < self.population_size, fresh, child)), state.inner
 
-    def tell(self, state, archs, values):
-        slot = state.t % self.population_size  # the oldest member
-        pop = jax.tree.map(lambda p, a: p.at[slot].set(a), state.pop, unstack1(archs))
-        fit = state.fit.at[slot].set(failed_to_worst(values[0]).astype(state.fit.dtype))
-        return REState(pop, fit, state.t + 1)
+    def _tell(self, state, archs, values):
+        pop, fit = state.inner
+        slot = (state.history.count - 1) % self.population_size  # the oldest member
+        pop = jax.tree.map(lambda p, a: p.at[slot].set(a), pop, unstack1(archs))
+        return REState(pop, fit.at[slot].set(values[0].astype(fit.dtype)))

@@ -4,7 +4,8 @@ Start from a uniform sample; query its edit-distance-1 neighbours in random
 order; when the neighbourhood is exhausted move to its best member if it beats
 the centre, otherwise the centre is a local optimum and the search restarts
 from a fresh uniform sample. With ``first_improvement=1`` the search moves as
-soon as a neighbour beats the centre.
+soon as a neighbour beats the centre. A failed evaluation counts per
+``on_failure`` (default ``-inf``: a failed neighbour never wins).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jnas.strategies.base import Option, Strategy, failed_to_worst, select, stack1, unstack1
+from jnas.strategies.base import Option, Strategy, failure_option, select, stack1, unstack1
 
 
 class LSState(NamedTuple):
@@ -35,9 +36,10 @@ class LocalSearch(Strategy):
     name = "ls"
     options = (
         Option("first_improvement", int, 0, "0 or 1", lambda v: v in (0, 1), "move on the first better neighbour"),
+        failure_option("-inf"),
     )
 
-    def init(self, key):
+    def _init(self, key):
         tmpl = self.space.template()
         nbrs, mask = self.space.neighbours(tmpl)
         ninf = jnp.array(-jnp.inf)
@@ -46,7 +48,8 @@ class LocalSearch(Strategy):
             jnp.int32(0), tmpl, ninf, jnp.array(False),
         )
 
-    def ask(self, state, key):
+    def _ask(self, kit, key):
+        state = kit.inner
         k_fresh, k_order = jax.random.split(key)
         fresh = self.space.sample(k_fresh)
         # A new neighbourhood (ptr == 0) gets a random order, valid members first.
@@ -67,9 +70,10 @@ class LocalSearch(Strategy):
             best_val=jnp.full_like(state.best_val, -jnp.inf), scanning=n_valid > 0,
         )
 
-    def tell(self, state, archs, values):
+    def _tell(self, kit, archs, values):
+        state = kit.inner
         arch = unstack1(archs)
-        v = failed_to_worst(values[0]).astype(state.center_val.dtype)
+        v = values[0].astype(state.center_val.dtype)
         # Case 1: a fresh centre was evaluated.
         fresh = self._enter(state, state.center, v)
         # Case 2: a neighbour was evaluated.

@@ -15,10 +15,12 @@ current node has been visited, move to the child with the largest
 uniformly; exhausted children, all of whose members were queried, are
 skipped). Rollout: the query is a uniform member of the reached (unvisited)
 node's region, i.e. the remaining decisions are drawn at random. Back-up:
-every node on the queried architecture's path gains a visit and its value.
-``Cp = cp · |best value seen|`` as in LaNAS, so the two differ only in how the
-space is partitioned. Every query is a new architecture, so visits count the
-queried members of a region and exhaustion is ``visits == size``.
+every node on the queried architecture's path gains a visit and its value
+(a failed evaluation counts as the worst value seen so far, ``on_failure =
+worst``: -inf would poison every mean above it). ``Cp = cp · |best value
+seen|`` as in LaNAS, so the two differ only in how the space is partitioned.
+Every query is a new architecture, so visits count the queried members of a
+region and exhaustion is ``visits == size``.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import numpy as np
 
 from jnas.errors import JnasError
 from jnas.spaces.base import Space, pick_masked
-from jnas.strategies.base import Option, Strategy, stack1, unstack1
+from jnas.strategies.base import Option, Strategy, failure_option, stack1, unstack1
 
 #: largest space whose prefix tree is built
 MAX_SIZE = 1_000_000
@@ -96,17 +98,17 @@ def prefix_tree(space: Space) -> PrefixTree:
 
 class MCTSState(NamedTuple):
     visits: jax.Array  # int32[n_nodes] queried members of each node's region
-    tot: jax.Array  # float[n_nodes] sum of their values (failures count as the worst value)
-    vmax: jax.Array  # float[] best finite value seen
-    vmin: jax.Array  # float[] worst finite value seen
+    tot: jax.Array  # float[n_nodes] sum of their values (failures per on_failure: the worst value seen)
 
 
 class MCTS(Strategy):
     """UCT over decisions taken one at a time (a hand-designed action space)."""
 
     name = "mcts"
+    repeats = False
     options = (
         Option("cp", float, 0.1, "a number >= 0", lambda v: v >= 0, "UCB exploration Cp as a fraction of |best value|"),
+        failure_option("worst", choices=("worst",)),
     )
 
     def validate(self):
@@ -115,22 +117,21 @@ class MCTS(Strategy):
             raise JnasError(
                 f"space: got {sp.name!r}, expected an enumerable space of at most {MAX_SIZE} architectures for mcts"
             )
-        if self.budget > sp.size:
-            raise JnasError(f"budget: got {self.budget}, expected at most {sp.size} (mcts never repeats)")
-        self.tree = prefix_tree(sp)
+
+    def setup(self):
+        self.tree = prefix_tree(self.space)
         self.n_decisions = self.tree.path.shape[1] - 1
 
-    def init(self, key):
-        dt = jnp.result_type(float)
+    def _init(self, key):
         m = self.tree.lo.shape[0]
-        return MCTSState(jnp.zeros((m,), jnp.int32), jnp.zeros((m,), dt), jnp.array(-jnp.inf, dt),
-                         jnp.array(jnp.inf, dt))
+        return MCTSState(jnp.zeros((m,), jnp.int32), jnp.zeros((m,), jnp.result_type(float)))
 
-    def ask(self, state, key):
+    def _ask(self, kit, key):
+        state, vmax = kit.inner, kit.history.best
         t = self.tree
         child, size, lo = jnp.asarray(t.child), jnp.asarray(t.size), jnp.asarray(t.lo)
         keys = jax.random.split(key, self.n_decisions + 1)
-        cp = self.cp * jnp.where(jnp.isfinite(state.vmax), jnp.abs(state.vmax), 0.0)
+        cp = self.cp * jnp.where(jnp.isfinite(vmax), jnp.abs(vmax), 0.0)
         node = jnp.int32(0)
         for k in range(self.n_decisions):
             kids = child[node]
@@ -147,13 +148,9 @@ class MCTS(Strategy):
         s = lo[node] + jax.random.randint(keys[-1], (), 0, size[node])
         return stack1(self.space.from_index(jnp.asarray(t.order)[s])), state
 
-    def tell(self, state, archs, values):
-        v = values[0].astype(state.tot.dtype)
-        ok = jnp.isfinite(v)
-        vmax = jnp.where(ok, jnp.maximum(state.vmax, v), state.vmax)
-        vmin = jnp.where(ok, jnp.minimum(state.vmin, v), state.vmin)
-        # a failure counts as the worst value seen (not -inf, which would poison every mean above it)
-        filled = jnp.where(ok, v, jnp.where(jnp.isfinite(vmin), vmin, 0))
+    def _tell(self, kit, archs, values):
+        state = kit.inner
+        filled = values[0].astype(state.tot.dtype)  # failures: the worst value seen (0 before any)
         s = jnp.asarray(self.tree.rank)[self.space.index(unstack1(archs))]
         path = jnp.asarray(self.tree.path)[s]
-        return MCTSState(state.visits.at[path].add(1), state.tot.at[path].add(filled), vmax, vmin)
+        return MCTSState(state.visits.at[path].add(1), state.tot.at[path].add(filled))

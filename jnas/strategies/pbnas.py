@@ -17,15 +17,16 @@ The candidate set ``S'`` (option ``sampler``):
 ``ml``
     "maximum-likelihood" sampling: ``n_candidates`` gradient ascents of the
     predicted score from random starts over continuous shadow copies of the
-    GCN input, read through a straight-through estimator (STE). NB201 only;
-    see ``ml_ascent``.
+    GCN input, read through a straight-through estimator (STE). For spaces
+    that are their op slots and build a graph from continuous op rows
+    (``Space.relaxed_graph``: nb201, nb201-3); see ``ml_ascent``.
 ``evolutionary``
     Algorithm 2: the ``n_parents`` best queried architectures are parents;
     the first ``round(alpha * n_candidates)`` candidates are mutations of a
     random parent, the rest crossovers of two random parents. See
-    ``evolve_nb201`` for how the paper's bit flips of ``(A, X)`` act on an
-    NB201 cell; other spaces mutate by one edit and cross over with their
-    own ``crossover``.
+    ``evolve_op_rows`` for how the paper's bit flips of ``(A, X)`` act on a
+    space that is its op slots (``A`` follows from ``X``: nb201, nb201-3);
+    other spaces mutate by one edit and cross over with their own ``crossover``.
 
 Invalid candidates, duplicates inside ``S'`` and queried architectures never
 win; if fewer than ``k`` candidates are left, the rest of the batch is filled
@@ -50,14 +51,13 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from jnas.encodings import _layout
 from jnas.encodings.graph import graph_tensors
 from jnas.errors import JnasError
 from jnas.predictors.base import score_in_chunks
 from jnas.predictors.gcn import GCN, gcn_scores
 from jnas.prng import hash32
-from jnas.spaces.nb201 import N_OPS as NB201_N_OPS
 from jnas.strategies.base import Option, Strategy, failed_to_worst
 from jnas.strategies.permutation import permute, round_keys
 
@@ -104,7 +104,7 @@ class PredictorBasedNAS(Strategy):
                "sampler=ml step size, in units of the largest gradient entry"),
         Option("n_parents", int, 16, "an integer >= 1", lambda v: v >= 1, "P: parents of sampler=evolutionary"),
         Option("p_mutate", float, 0.05, "a number in (0, 1]", lambda v: _is(v, 1e-12, 1.0),
-               "bit-flip probability of sampler=evolutionary (NB201)"),
+               "bit-flip probability of sampler=evolutionary (spaces that are their op slots, e.g. NB201)"),
         Option("alpha", float, 0.5, "a number in [0, 1]", lambda v: _is(v, 0.0, 1.0),
                "fraction of mutations (vs crossovers) in sampler=evolutionary"),
     )
@@ -116,8 +116,11 @@ class PredictorBasedNAS(Strategy):
             raise JnasError(f"space: pbnas needs one graph per architecture; got {sp.name!r} (graphs {a.shape})")
         if self.sampler == "space" and not sp.enumerable:
             raise JnasError(f"--set sampler: got 'space', expected uniform, ml or evolutionary ({sp.name!r}: too big)")
-        if self.sampler == "ml" and _layout.family(sp) != "nb201":
-            raise JnasError("--set sampler: got 'ml', expected space, uniform or evolutionary ('ml' is nb201 only)")
+        if self.sampler == "ml" and not sp.supports("relaxed_graph"):
+            raise JnasError(
+                f"--set sampler: got 'ml', expected space, uniform or evolutionary ('ml' needs a space whose graph "
+                f"follows from continuous op rows, e.g. nb201; {sp.name!r} does not define one)"
+            )
         if sp.enumerable and self.budget > sp.size:
             raise JnasError(f"budget: got {self.budget}, expected at most {sp.size} (pbnas never re-queries)")
         self.batch_size = self.k
@@ -205,8 +208,11 @@ class PredictorBasedNAS(Strategy):
         pb = jax.tree.map(lambda x: x[ib], state.archs)
         is_mut = jnp.arange(n) < round(self.alpha * n)
         keys = jax.random.split(k_op, n)
-        if _layout.family(self.space) == "nb201":
-            return jax.vmap(lambda k, a, b, m: evolve_nb201(k, a, b, m, self.p_mutate))(keys, pa, pb, is_mut)
+        if op_rows_space(self.space):
+            def evolve(k, a, b, m):
+                return evolve_op_rows(self.space, k, a, b, m, self.p_mutate)
+
+            return jax.vmap(evolve)(keys, pa, pb, is_mut)
 
         def child(k, a, b, m):
             mut = self.space.mutate(k, a)
@@ -278,100 +284,134 @@ def _first_occurrence(keys) -> jax.Array:
     return jnp.zeros_like(first).at[order].set(first)
 
 
-# ----- NB201 cells as (A, X) ------------------------------------------------------------
+# ----- spaces that are their op slots, as (A, X) --------------------------------------------
 #
-# graph_tensors(nb201) has 8 nodes: input, the 6 edge-op nodes (official edge
-# order), output. X's op rows 1..6 are one-hot over the 5 ops (columns 1..5);
-# the wiring A is fixed by the cell, except that a ``none`` op removes its
-# node's edges. So every valid (A, X) is determined by the 6 op rows of X, and
-# the operators below act on those rows.
+# When a space is its op slots (one cell, no wiring besides; nb201, nb201-3), its
+# graph tensors are fixed by the op rows of X: the wiring A is fixed by the cell,
+# except that a ``none`` op removes its node's edges. So every valid (A, X) is
+# determined by the op rows (one-hot over ``op_slot_layout.ops``), and the
+# operators below act on those rows.
 
 
-def _nb201_parts(space):
-    """``(wiring float[8, 8], none column)`` of NB201's graph tensors."""
-    full = jnp.ones((len(space.edges),), jnp.int8)  # no `none`: every edge present
-    wiring, _, _ = graph_tensors(space, full)
-    return wiring, space.ops.index("none")
+def op_rows_space(space) -> bool:
+    """Whether ``space`` is its op slots: one cell, no wiring besides (``A`` follows from ``X``)."""
+    if not space.supports("op_slot_layout"):
+        return False
+    layout = space.op_slot_layout
+    return layout.cells == 1 and not layout.wired
+
+
+def _slot_ids(space) -> np.ndarray:
+    """``int32[k]``: the ``space.ops`` id of each column of an op row."""
+    return np.array([space.ops.index(o) for o in space.op_slot_layout.ops], np.int32)
+
+
+def op_rows(space, arch) -> jax.Array:
+    """``int32[slots]``: the column (position in ``op_slot_layout.ops``) of each op slot of ``arch``."""
+    ids = space.op_slots(arch)[0]
+    table = np.full(len(space.ops), -1, np.int32)
+    table[_slot_ids(space)] = np.arange(len(space.op_slot_layout.ops))
+    return jnp.asarray(table)[ids]
+
+
+def from_op_rows(space, arch, columns) -> object:
+    """``arch`` with op slot ``s`` set to column ``columns[s]`` of ``op_slot_layout.ops``."""
+    return space.with_op_slots(arch, jnp.asarray(_slot_ids(space))[columns][None])
+
+
+def relaxed_graph(space, rows):
+    """Graph tensors from (possibly continuous) op rows ``float[slots, k]`` (``space.relaxed_graph``).
+
+    For one-hot ``rows`` this equals ``graph_tensors`` exactly, and gradients
+    reach ``rows`` through both ``X`` and ``A``.
+    """
+    return space.relaxed_graph(rows)
 
 
 def nb201_relaxed_graph(space, rows):
-    """Graph tensors of an NB201 cell from (possibly continuous) op rows ``rows float[6, n_ops]``.
-
-    ``A = wiring ⊙ alive alive^T`` with ``alive = 1 - rows[:, none]`` for the op
-    nodes, so for one-hot ``rows`` this equals ``graph_tensors`` exactly, and
-    gradients reach ``rows`` through both ``X`` and ``A``.
-    """
-    wiring, none = _nb201_parts(space)
-    n_e, n_ops = rows.shape
-    x = jnp.zeros((n_e + 2, n_ops + 2), jnp.float32)
-    x = x.at[0, 0].set(1.0).at[1:-1, 1:-1].set(rows).at[-1, -1].set(1.0)
-    one = jnp.ones((1,), jnp.float32)
-    alive = jnp.concatenate([one, 1.0 - rows[:, none], one])
-    return wiring * alive[:, None] * alive[None, :], x, jnp.ones((n_e + 2,), bool)
+    """Old name of ``relaxed_graph`` (NB201: ``rows float[6, n_ops]``)."""
+    return relaxed_graph(space, rows)
 
 
 def ml_ascent(space, params, starts, steps: int, lr: float):
-    """Gradient ("maximum-likelihood") sampling on NB201: ascend the GCN score from ``starts``.
+    """Gradient ("maximum-likelihood") sampling: ascend the GCN score from ``starts``.
 
-    ``starts``: ``int8[n, 6]`` cells; ``params``: GCN parameters. Each start
-    gets a continuous shadow matrix ``S float[6, n_ops]`` initialised to its
-    one-hot op rows. Every step reads ``S`` through the straight-through
-    estimator (forward: the row-wise arg-max one-hot, i.e. a valid cell, with
-    ``A`` following from it; backward: identity to ``S``) and moves ``S`` by
-    ``lr`` times the gradient divided by its largest entry (the ranking score
-    has no unit, so steps are scale-free). The NB201 wiring is fixed, so there
-    is no separate ``A`` to threshold: ``A`` is read off the arg-max rows.
+    For a space that is its op slots and defines ``relaxed_graph`` (NB201).
+    ``starts``: ``n`` architectures (leading axis; NB201 ``int8[n, 6]``);
+    ``params``: GCN parameters. Each start gets a continuous shadow matrix
+    ``S float[slots, k]`` initialised to its one-hot op rows. Every step reads
+    ``S`` through the straight-through estimator (forward: the row-wise
+    arg-max one-hot, i.e. a valid cell, with ``A`` following from it;
+    backward: identity to ``S``) and moves ``S`` by ``lr`` times the gradient
+    divided by its largest entry (the ranking score has no unit, so steps are
+    scale-free). The wiring is fixed, so there is no separate ``A`` to
+    threshold: ``A`` is read off the arg-max rows.
 
-    Returns ``(best int8[n, 6], start_score float[n], best_score float[n])``:
-    the highest-scored cell visited (so an ascent never ends below its start).
+    Returns ``(best, start_score float[n], best_score float[n])``: ``best``
+    the highest-scored cell visited per start (same shape as ``starts``; an
+    ascent never ends below its start).
     """
-    n_ops = len(space.ops)
+    n_ops = len(space.op_slot_layout.ops)
 
     def score_hard(s):
         hard = jax.nn.one_hot(jnp.argmax(s, -1), n_ops, dtype=s.dtype)
         rows = s + jax.lax.stop_gradient(hard - s)  # straight-through
-        a, x, m = nb201_relaxed_graph(space, rows)
+        a, x, m = space.relaxed_graph(rows)
         return gcn_scores(params, a[None], x[None], m[None])[0]
 
+    def decode(s):  # the cells of the arg-max rows
+        return jax.vmap(lambda a, c: from_op_rows(space, a, c))(starts, jnp.argmax(s, -1))
+
+    def where(pred, a, b):
+        return jax.tree.map(lambda u, v: jnp.where(_bcast(pred, u), u, v), a, b)
+
     value_grad = jax.vmap(jax.value_and_grad(score_hard))
-    s0 = jax.nn.one_hot(starts.astype(jnp.int32), n_ops, dtype=jnp.float32)
+    s0 = jax.nn.one_hot(jax.vmap(lambda a: op_rows(space, a))(starts), n_ops, dtype=jnp.float32)
 
     def step(carry, _):
         s, best, best_f, f0 = carry
         f, g = value_grad(s)
         better = f > best_f
-        best = jnp.where(better[:, None], jnp.argmax(s, -1).astype(starts.dtype), best)
+        best = where(better, decode(s), best)
         best_f = jnp.maximum(best_f, f)
         f0 = jnp.where(jnp.isnan(f0), f, f0)
         scale = jnp.max(jnp.abs(g), axis=(1, 2), keepdims=True)
         s = s + lr * g / jnp.where(scale > 0, scale, 1.0)
         return (s, best, best_f, f0), None
 
-    n = starts.shape[0]
+    n = s0.shape[0]
     init = (s0, starts, jnp.full((n,), -jnp.inf), jnp.full((n,), jnp.nan))
     (s, best, best_f, f0), _ = jax.lax.scan(step, init, None, length=steps)
     f_last = jax.vmap(score_hard)(s)
-    best = jnp.where((f_last > best_f)[:, None], jnp.argmax(s, -1).astype(starts.dtype), best)
+    best = where(f_last > best_f, decode(s), best)
     return best, f0, jnp.maximum(best_f, f_last)
 
 
-def evolve_nb201(key, a, b, mutate, p_mutate: float):
-    """One child of Algorithm 2 on NB201 cells ``a``, ``b`` (``int8[6]``): a mutation of ``a`` or a crossover.
+def evolve_op_rows(space, key, a, b, mutate, p_mutate: float):
+    """One child of Algorithm 2 on cells ``a``, ``b`` of a space that is its op slots: a mutation or a crossover.
 
-    Mutation flips every bit of the 6 one-hot op rows of ``X`` independently
+    Mutation flips every bit of the one-hot op rows of ``X`` independently
     with probability ``p_mutate``; a row that then has several bits set
     becomes one of them uniformly, a row with none keeps the parent's op. (Bit
-    flips of ``A`` have no NB201 counterpart besides ``none``: cutting an op
-    node out of the wiring *is* op ``none``, one of ``X``'s columns, so
-    flipping ``X`` covers every reachable cell.) Crossover takes each op row
-    from ``a`` or ``b`` with probability 0.5; ``A`` follows from the rows.
+    flips of ``A`` have no counterpart besides ``none``: cutting an op node
+    out of the wiring *is* op ``none``, one of ``X``'s columns, so flipping
+    ``X`` covers every reachable cell.) Crossover takes each op row from
+    ``a`` or ``b`` with probability 0.5; ``A`` follows from the rows.
     """
-    n_ops = NB201_N_OPS
+    n_ops = len(space.op_slot_layout.ops)
+    ra, rb = op_rows(space, a), op_rows(space, b)
     k_flip, k_pick, k_x = jax.random.split(key, 3)
-    bits = jax.nn.one_hot(a.astype(jnp.int32), n_ops, dtype=bool)
+    bits = jax.nn.one_hot(ra, n_ops, dtype=bool)
     bits = bits ^ jax.random.bernoulli(k_flip, p_mutate, bits.shape)
     # uniform among set bits: the arg-max of uniform noise restricted to them
     u = jnp.where(bits, jax.random.uniform(k_pick, bits.shape), -1.0)
-    mut = jnp.where(bits.any(-1), jnp.argmax(u, -1), a.astype(jnp.int32)).astype(a.dtype)
-    xo = jnp.where(jax.random.bernoulli(k_x, 0.5, a.shape), a, b)
-    return jnp.where(mutate, mut, xo)
+    mut = jnp.where(bits.any(-1), jnp.argmax(u, -1), ra)
+    xo = jnp.where(jax.random.bernoulli(k_x, 0.5, ra.shape), ra, rb)
+    return from_op_rows(space, a, jnp.where(mutate, mut, xo))
+
+
+def evolve_nb201(key, a, b, mutate, p_mutate: float):
+    """Old name: ``evolve_op_rows`` on NB201 cells ``a``, ``b`` (``int8[6]``)."""
+    from jnas.spaces.nb201 import NB201
+
+    return evolve_op_rows(NB201, key, a, b, mutate, p_mutate)

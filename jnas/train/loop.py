@@ -419,7 +419,7 @@ def train(
     for epoch in range(start, config.epochs):
         t0 = time.perf_counter()
         k_perm, k_steps = jax.random.split(jax.random.fold_in(key, epoch))
-        order = np.asarray(epoch_batches(k_perm, n, config.batch_size, shuffle=True, drop_last=True))
+        order = epoch_batches(k_perm, n, config.batch_size, shuffle=True, drop_last=True).idx
         step_keys = jax.random.split(k_steps, len(order))
         loss_sum, correct = jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32)
         for i, idx in enumerate(order):
