@@ -35,7 +35,7 @@ def test_query_prints_every_metric(capsys):
     "argv, needle",
     [
         (["search", "--benchmark", "nb201/cifar1", "--strategy", "re", "--budget", "10", "--out", "x"],
-         "unknown benchmark 'nb201/cifar1'; valid: nb201/cifar10"),
+         "unknown benchmark 'nb201/cifar1'; valid: nb201-3/cifar10, "),
         (["search", "--benchmark", "nb201/cifar10", "--strategy", "bo2", "--budget", "10", "--out", "x"],
          "unknown strategy 'bo2'; valid: "),
         (["search", "--benchmark", "nb201/cifar10", "--strategy", "rs", "--budget", "20000", "--out", "x"],
