@@ -159,7 +159,11 @@ def _training_evaluator(args):
         raise JnasError(f"--valid-size: got {args.valid_size!r}, expected a fraction in (0, 1) or a count")
     model = _typed_sets(args.model, "--model")
     check_model_options(args.space, model)
-    config = training_config(args.epochs, args.train_seed, _typed_sets(args.config, "--config"))
+    overrides = _typed_sets(args.config, "--config")
+    for key, flag in (("seed", "--train-seed"), ("epochs", "--epochs")):
+        if key in overrides:
+            raise JnasError(f"--config {key}: set it with {flag}, not --config")
+    config = training_config(args.epochs, args.train_seed, overrides)
     checkpoints = Path(args.out) / "checkpoints"  # per strategy folder: set again by the runner
     return TrainingEvaluator(args.space, args.data, config=config, model_options=model, valid_size=valid,
                              checkpoint_dir=checkpoints)
@@ -184,13 +188,8 @@ def _evaluation_bar(total: int, desc: str, enabled: bool):
 
 def _check_plot_path(path: str) -> None:
     """A ``--plot`` path whose folder cannot be written fails before the search, not after it."""
-    try:
-        from jnas.runs.compare import check_writable_plot
-    except ImportError:  # pragma: no cover - older compare module
-        from jnas.runs.folder import prepare_folder
+    from jnas.runs.compare import check_writable_plot
 
-        prepare_folder(Path(path).parent, "--plot")
-        return
     check_writable_plot(path)
 
 

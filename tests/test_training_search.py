@@ -163,6 +163,7 @@ ARCH_FLAGS = ["--evaluator", "train", "--space", "nb201", "--data", "cifar10_sub
     (["--benchmark", "nb201/cifar10"], "--benchmark: a training search takes --space"),
     (["--float64"], "--float64: applies only to table searches"),
     (["--valid-size", "lots"], "--valid-size: got 'lots'"),
+    (["--config", "seed=3"], "--config seed: set it with --train-seed"),
 ])
 def test_bad_training_search_flags_are_one_line_errors(extra, needle, tmp_path, capsys):
     from jnas.cli import main

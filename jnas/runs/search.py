@@ -18,9 +18,9 @@ import numpy as np
 from jnas.benchmarks import get_benchmark
 from jnas.benchmarks.base import TabularBenchmark
 from jnas.benchmarks.protocol import Evaluator
-from jnas.errors import Interrupted, JnasError
+from jnas.errors import Interrupted, JnasError, check_int
 from jnas.runs.folder import ResultFolder
-from jnas.runs.results import SearchResult, load_result, summarise
+from jnas.runs.results import SearchResult, load_result, metric_name, summarise
 from jnas.runs.runner import run_tabular
 from jnas.strategies import make_strategy
 from jnas.strategies.base import Strategy
@@ -43,32 +43,22 @@ class SearchPlan:
     @property
     def spec(self) -> dict:
         """The JSON identity of the run (what a result folder compares on a rerun)."""
-        metric, fid = self.metric_key
-        if not self.benchmark.traceable:
-            return {
-                "kind": "loop-search",
-                "evaluator": _evaluator_identity(self.benchmark),
-                "strategy": self.strategy.name,
-                "options": self.strategy.settings(),
-                "budget": int(self.strategy.budget),
-                "seeds": self.seeds,
-                "seed0": self.seed0,
-                "prng": self.prng,
-                "search_metric": metric if fid is None else f"{metric}@{fid}",
-                "allow_test_metric": self.allow_test_metric,
-            }
+        if self.benchmark.traceable:
+            head = {"kind": "tabular-search", "benchmark": self.benchmark.name}
+            tail = {"float64": self.float64, "chunk": self.chunk}  # chunking fixes which seeds share a compiled call
+        else:
+            head = {"kind": "loop-search", "evaluator": _evaluator_identity(self.benchmark)}
+            tail = {}
         return {
-            "kind": "tabular-search",
-            "benchmark": self.benchmark.name,
+            **head,
             "strategy": self.strategy.name,
             "options": self.strategy.settings(),
             "budget": int(self.strategy.budget),
             "seeds": self.seeds,
             "seed0": self.seed0,
             "prng": self.prng,
-            "search_metric": metric if fid is None else f"{metric}@{fid}",
-            "float64": self.float64,
-            "chunk": self.chunk,
+            "search_metric": metric_name(self.metric_key),
+            **tail,
             "allow_test_metric": self.allow_test_metric,
         }
 
@@ -103,12 +93,10 @@ def plan_search(
     """Check every argument of a search (one-line ``JnasError`` on the first bad one) without running it."""
     from jnas.prng import get_impl
 
-    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-        raise JnasError(f"seeds: got {seeds!r}, expected a positive integer")
-    if isinstance(seed0, bool) or not isinstance(seed0, int) or seed0 < 0:
-        raise JnasError(f"seed0: got {seed0!r}, expected a non-negative integer")
-    if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
-        raise JnasError(f"chunk: got {chunk!r}, expected a positive integer or None")
+    check_int("seeds", seeds, 1, expected="a positive integer")
+    check_int("seed0", seed0, 0, expected="a non-negative integer")
+    if chunk is not None:
+        check_int("chunk", chunk, 1, expected="a positive integer or None")
     get_impl(prng)
     bench = get_benchmark(benchmark) if isinstance(benchmark, str) else benchmark
     if not isinstance(bench, Evaluator):
@@ -116,15 +104,21 @@ def plan_search(
                         "(e.g. jnas.benchmarks.training.TrainingEvaluator)")
     key = bench.resolve(metric, fidelity)
     if bench.uses_test_data(key) and not allow_test_metric:
-        name = key[0] if key[1] is None else f"{key[0]}@{key[1]}"
         raise JnasError(
-            f"metric: {name!r} is test data of {bench.name}; searches never look at test data unless "
+            f"metric: {metric_name(key)!r} is test data of {bench.name}; searches never look at test data unless "
             "--allow-test-metric (allow_test_metric=True) is given"
         )
     # budget <= space size is the strategy's own check (jnas.strategies.base.Strategy.repeats)
     strat = make_strategy(strategy, bench.space, budget, **(options or {}))
     chunk = min(chunk or seeds, seeds)
     return SearchPlan(bench, strat, key, seeds, seed0, prng, bool(float64), chunk, bool(allow_test_metric))
+
+
+def _read_back(folder: ResultFolder) -> SearchResult:
+    """The finished result of the same run, instead of running it again."""
+    result = load_result(folder.path)
+    result.origin = "read"
+    return result
 
 
 def run_plan(plan: SearchPlan, out: str | Path | None = None, overwrite: bool = False, progress=None) -> SearchResult:
@@ -138,11 +132,8 @@ def run_plan(plan: SearchPlan, out: str | Path | None = None, overwrite: bool = 
     folder = None if out is None else ResultFolder(out, plan.spec)
     done, on_chunk = {}, None
     if folder is not None:
-        state = folder.open(overwrite)
-        if state == "done":
-            result = load_result(folder.path)
-            result.origin = "read"
-            return result
+        if folder.open(overwrite) == "done":
+            return _read_back(folder)
         n_chunks = math.ceil(plan.seeds / plan.chunk)
         done = {c: (a["rows"], a["values"], float(a["seconds"])) for c, a in folder.load_chunks(n_chunks).items()}
         on_chunk = lambda c, r, v, dt: folder.save_chunk(  # noqa: E731
@@ -187,9 +178,7 @@ def _run_loop_plan(plan: SearchPlan, out, overwrite: bool, progress) -> SearchRe
     if out is not None:
         folder = ResultFolder(out, plan.spec, extra_files=(JOURNAL, "checkpoints"))
         if folder.open(overwrite) == "done":
-            result = load_result(folder.path)
-            result.origin = "read"
-            return result
+            return _read_back(folder)
         journal = Journal(folder.path / JOURNAL)
     kept = [0]
 
