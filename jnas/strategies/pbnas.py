@@ -37,8 +37,10 @@ architecture arrays (a collision only hides a candidate, it never lets a
 repeat through; two different arrays of the same cell count as different).
 
 When ``n_init`` is not a multiple of ``k`` the random phase runs whole batches
-(``ceil(n_init / k) * k`` random queries). Everything is jittable with state of
-fixed capacity ``ceil(budget / k) * k``: a run is one ``lax.scan`` and seeds
+(``ceil(n_init / k) * k`` random queries). State is the strategy kit's history
+alone (every told architecture and value, and the queried set: a mask on
+enumerable spaces, ``arch_hash`` of each told architecture elsewhere), of
+fixed capacity ``ceil(budget / k) * k``; everything is jittable: a run is one ``lax.scan`` and seeds
 ``vmap``. The GCN is re-initialised and trained for ``gcn_steps`` full-batch
 steps at every step on the whole buffer (padding rows are masked out), so a
 step costs the same at every point of the run.
@@ -57,20 +59,13 @@ from jnas.encodings.graph import graph_tensors
 from jnas.errors import JnasError
 from jnas.predictors.base import score_in_chunks
 from jnas.predictors.gcn import GCN, gcn_scores
-from jnas.prng import hash32
-from jnas.strategies.base import Option, Strategy, failed_to_worst
+from jnas.strategies import history as hist
+from jnas.strategies.base import Option, Strategy, batch_option, failure_option
+from jnas.strategies.history import arch_hash
 from jnas.strategies.permutation import permute, round_keys
 
 SAMPLERS = ("space", "uniform", "ml", "evolutionary")
 _CHUNK = 4096  # graphs scored per compiled predictor call
-
-
-class PBState(NamedTuple):
-    archs: object  # queried architectures, leading axis capacity
-    vals: jax.Array  # float[capacity]: told values, -inf where empty or failed
-    keys: jax.Array  # int32[capacity]: identity key of each queried architecture (``_keys``)
-    seen: jax.Array  # bool[space.size] queried flags (enumerable spaces), else bool[1] unused
-    n: jax.Array  # int32[] architectures told so far
 
 
 class Proposal(NamedTuple):
@@ -89,9 +84,12 @@ class PredictorBasedNAS(Strategy):
     """GCN predictor-based search with uniform, gradient (ML) or evolutionary candidate sampling."""
 
     name = "pbnas"
+    repeats = False
+    keeps_history = True
+    tracks_queried = True
     options = (
         Option("n_init", int, 4, "an integer >= 1", lambda v: v >= 1, "random architectures before the first fit |T0|"),
-        Option("k", int, 4, "an integer >= 1", lambda v: v >= 1, "architectures queried per step K (= batch size)"),
+        batch_option(4, aliases=("k",), help="architectures queried per step K"),
         Option("sampler", str, "space", f"one of {', '.join(SAMPLERS)}", lambda v: v in SAMPLERS,
                "candidate set S' scored by the predictor"),
         Option("n_candidates", int, 1000, "an integer >= 1", lambda v: v >= 1, "N' = |S'| (not for sampler=space)"),
@@ -107,6 +105,7 @@ class PredictorBasedNAS(Strategy):
                "bit-flip probability of sampler=evolutionary (spaces that are their op slots, e.g. NB201)"),
         Option("alpha", float, 0.5, "a number in [0, 1]", lambda v: _is(v, 0.0, 1.0),
                "fraction of mutations (vs crossovers) in sampler=evolutionary"),
+        failure_option("-inf"),
     )
 
     def validate(self):
@@ -121,10 +120,8 @@ class PredictorBasedNAS(Strategy):
                 f"--set sampler: got 'ml', expected space, uniform or evolutionary ('ml' needs a space whose graph "
                 f"follows from continuous op rows, e.g. nb201; {sp.name!r} does not define one)"
             )
-        if sp.enumerable and self.budget > sp.size:
-            raise JnasError(f"budget: got {self.budget}, expected at most {sp.size} (pbnas never re-queries)")
-        self.batch_size = self.k
-        self.capacity = math.ceil(self.budget / self.k) * self.k
+
+    def setup(self):
         self.gcn = GCN(hidden=self.gcn_hidden, layers=self.gcn_layers, steps=self.gcn_steps, lr=self.gcn_lr)
         self._space_graphs = None
 
@@ -142,24 +139,17 @@ class PredictorBasedNAS(Strategy):
         return self._space_graphs
 
     def _keys(self, archs) -> jax.Array:
-        """``int32[n]`` identity of each architecture: its index (-1 if invalid), else a 31-bit hash."""
+        """``int32[n]`` identity of each architecture: its index, else the top 31 bits of
+        ``arch_hash``; -1 if invalid."""
         if self.space.enumerable:
             return jax.vmap(self.space.index)(archs).astype(jnp.int32)
-        leaves = [x.reshape(x.shape[0], -1).astype(jnp.int32) for x in jax.tree.leaves(archs)]
-        flat = jnp.concatenate(leaves, axis=1).astype(jnp.uint32)
-        h = jnp.full(flat.shape[:1], 0x9E3779B9, jnp.uint32)
-        for j in range(flat.shape[1]):
-            h = hash32(h ^ (flat[:, j] + jnp.uint32((j * 0x85EBCA6B) & 0xFFFFFFFF)))
+        h = jax.vmap(arch_hash)(archs)
         valid = jax.vmap(self.space.is_valid)(archs)
         return jnp.where(valid, (h >> 1).astype(jnp.int32), -1)
 
-    def _unseen(self, state, keys) -> jax.Array:
-        """``bool[n]``: valid and never queried."""
-        if self.space.enumerable:
-            return (keys >= 0) & ~state.seen[jnp.clip(keys, 0, self.space.size - 1)]
-        told = jnp.arange(self.capacity) < state.n
-        hit = ((keys[:, None] == state.keys[None, :]) & told[None, :]).any(axis=1)
-        return (keys >= 0) & ~hit
+    def _unseen(self, state, archs, keys) -> jax.Array:
+        """``bool[n]``: valid (``keys >= 0``) and never told (the kit's queried set)."""
+        return (keys >= 0) & ~self.seen(state, archs)
 
     def _random_unseen(self, state, key, n: int):
         """``(archs, ok)``: ``n`` random architectures, unqueried ones first (``ok`` marks them).
@@ -176,7 +166,7 @@ class PredictorBasedNAS(Strategy):
         else:
             m = n
             archs = jax.vmap(self.space.sample)(jax.random.split(key, n))
-        ok = self._unseen(state, self._keys(archs))
+        ok = self._unseen(state, archs, self._keys(archs))
         order = jnp.argsort(~ok, stable=True)[:n]
         return jax.tree.map(lambda x: x[order], archs), ok[order]
 
@@ -197,15 +187,16 @@ class PredictorBasedNAS(Strategy):
 
     def _evolve(self, state, key):
         """Algorithm 2: ``n_candidates`` children of the ``n_parents`` best queried architectures."""
+        told, vals, _ = self.observations(state)
         n_par = min(self.n_parents, self.capacity)
-        _, best = jax.lax.top_k(state.vals, n_par)
-        avail = jnp.clip(jnp.minimum(state.n, n_par), 1, n_par)
+        _, best = jax.lax.top_k(vals, n_par)
+        avail = jnp.clip(jnp.minimum(state.history.count, n_par), 1, n_par)
         k_a, k_b, k_op = jax.random.split(key, 3)
         n = self.n_candidates
         ia = best[jnp.floor(jax.random.uniform(k_a, (n,)) * avail).astype(jnp.int32)]
         ib = best[jnp.floor(jax.random.uniform(k_b, (n,)) * avail).astype(jnp.int32)]
-        pa = jax.tree.map(lambda x: x[ia], state.archs)
-        pb = jax.tree.map(lambda x: x[ib], state.archs)
+        pa = jax.tree.map(lambda x: x[ia], told)
+        pb = jax.tree.map(lambda x: x[ib], told)
         is_mut = jnp.arange(n) < round(self.alpha * n)
         keys = jax.random.split(k_op, n)
         if op_rows_space(self.space):
@@ -222,54 +213,40 @@ class PredictorBasedNAS(Strategy):
         return jax.vmap(child)(keys, pa, pb, is_mut)
 
     # ----- protocol ------------------------------------------------------------------
-    def init(self, key):
-        cap = self.capacity
-        archs = jax.tree.map(lambda x: jnp.zeros((cap,) + x.shape, x.dtype), self.space.template())
-        seen = jnp.zeros((self.space.size if self.space.enumerable else 1,), bool)
-        return PBState(archs, jnp.full((cap,), -jnp.inf), jnp.full((cap,), -1, jnp.int32), seen, jnp.int32(0))
-
-    def ask(self, state, key):
-        archs, state, _ = self.propose(state, key)
-        return archs, state
+    def _ask(self, state, key):
+        archs, inner, _ = self.propose(state, key)
+        return archs, inner
 
     def propose(self, state, key):
-        """``ask`` that also returns the ``Proposal`` it chose from."""
+        """``(archs, inner, Proposal)``: ``_ask`` and the ``Proposal`` it chose from."""
         k_fit, k_cand, k_fill = jax.random.split(key, 3)
-        told = jnp.arange(self.capacity) < state.n
-        params = self.gcn.fit(k_fit, self.graphs(state.archs), state.vals, told)
+        archs, vals, _ = self.observations(state)
+        told = hist.live(state.history)  # failed rows stay in the fit at their on_failure value
+        params = self.gcn.fit(k_fit, self.graphs(archs), vals, told)
         cands, g = self._candidates(state, params, k_cand)
         n_c = jax.tree.leaves(g)[0].shape[0]
         score, _ = score_in_chunks(self.gcn.predict, params, g, chunk=min(_CHUNK, n_c))
         keys = self._keys(cands)
-        eligible = self._unseen(state, keys)
+        eligible = self._unseen(state, cands, keys)
         if self.sampler != "space":  # the enumeration has no duplicates
             eligible &= _first_occurrence(keys)
-        ok = eligible & ~jnp.isnan(score) & (state.n >= self.n_init)
+        ok = eligible & ~jnp.isnan(score) & (state.history.count >= self.n_init)
         score = jnp.where(ok, score, -jnp.inf)
-        top, idx = jax.lax.top_k(score, min(self.k, n_c))
-        if n_c < self.k:
-            top = jnp.concatenate([top, jnp.full((self.k - n_c,), -jnp.inf)])
-            idx = jnp.concatenate([idx, jnp.zeros((self.k - n_c,), idx.dtype)])
+        k = self.batch_size
+        top, idx = jax.lax.top_k(score, min(k, n_c))
+        if n_c < k:
+            top = jnp.concatenate([top, jnp.full((k - n_c,), -jnp.inf)])
+            idx = jnp.concatenate([idx, jnp.zeros((k - n_c,), idx.dtype)])
         picked = top > -jnp.inf  # top_k sorts descending: picked slots come first
         n_picked = picked.sum()
         # fill the remaining slots with random unqueried architectures not picked already
-        pool, pool_ok = self._random_unseen(state, k_fill, self.capacity + 2 * self.k)
+        pool, pool_ok = self._random_unseen(state, k_fill, self.capacity + 2 * k)
         clash = (self._keys(pool)[:, None] == jnp.where(picked, keys[idx], -2)[None, :]).any(axis=1)
         order = jnp.argsort(~(pool_ok & ~clash), stable=True)
-        slot = jnp.arange(self.k)
+        slot = jnp.arange(k)
         from_pool = order[jnp.clip(slot - n_picked, 0, order.shape[0] - 1)]
         out = jax.tree.map(lambda c, p: jnp.where(_bcast(picked, c), c[idx], p[from_pool]), cands, pool)
-        return out, state, Proposal(cands, eligible, score)
-
-    def tell(self, state, archs, values):
-        slots = state.n + jnp.arange(self.k)
-        keys = self._keys(archs)
-        buf = jax.tree.map(lambda b, a: b.at[slots].set(a, mode="drop"), state.archs, archs)
-        vals = state.vals.at[slots].set(failed_to_worst(values).astype(state.vals.dtype), mode="drop")
-        seen = state.seen
-        if self.space.enumerable:
-            seen = seen.at[jnp.where(keys >= 0, keys, seen.shape[0])].set(True, mode="drop")
-        return PBState(buf, vals, state.keys.at[slots].set(keys, mode="drop"), seen, state.n + self.k)
+        return out, state.inner, Proposal(cands, eligible, score)
 
 
 def _bcast(mask, like):

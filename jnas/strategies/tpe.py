@@ -28,8 +28,11 @@ Defaults follow hyperopt's TPE: ``gamma = 0.25``, ``n_candidates = 24``,
 ``ceil(gamma · n)`` (the task's linear rule; hyperopt uses
 ``ceil(gamma · sqrt(n))``, optuna ``min(ceil(0.1 · n), 25)``).
 
-The space must be enumerable: a ``bool[size]`` mask of queried rows keeps
-TPE from repeating itself. Candidates already queried (or drawn token
+State is the strategy kit's history alone (``keeps_history``: the told
+architectures, read as tokens when the tables are built, and their values;
+``tracks_queried``: a ``bool[size]`` mask of queried rows, so the space must
+be enumerable and TPE never repeats itself; a failed evaluation counts as
+``on_failure``, -inf by default). Candidates already queried (or drawn token
 vectors with no member of the space, such as NAS-Bench-Graph's all-skip
 cell) are skipped, and when every candidate is skipped the query is a
 uniform sample among the rows not yet queried. Candidates are scored in
@@ -39,22 +42,13 @@ read back as tokens), the form the observations are stored in.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jnas.errors import JnasError
 from jnas.spaces.base import pick_masked
-from jnas.strategies.base import Option, Strategy, failed_to_worst, stack1, unstack1
-
-
-class TPEState(NamedTuple):
-    obs: jax.Array  # int8[budget, D] decision tokens of the architectures told, in order
-    fit: jax.Array  # float[budget], -inf where empty or failed
-    queried: jax.Array  # bool[space.size] rows already asked
-    t: jax.Array  # int32[] architectures told so far
+from jnas.strategies.base import Option, Strategy, failure_option, stack1
 
 
 def decision_cardinalities(space) -> np.ndarray:
@@ -109,20 +103,19 @@ class TPE(Strategy):
     """TPE over categorical decisions with ``ceil(gamma·n)`` good observations and smoothed frequency tables."""
 
     name = "tpe"
+    repeats = False
+    keeps_history = True
+    tracks_queried = True
     options = (
         Option("gamma", float, 0.25, "a number in (0, 1)", lambda v: 0.0 < v < 1.0, "quantile of the good set"),
         Option("n_candidates", int, 24, "an integer >= 1", lambda v: v >= 1, "candidates drawn from l per query"),
         Option("n_init", int, 10, "an integer >= 1", lambda v: v >= 1, "uniform random start-up queries"),
         Option("prior_weight", float, 1.0, "a number > 0", lambda v: v > 0.0, "pseudo-observations per decision"),
+        failure_option("-inf"),
     )
 
     def validate(self):
         self.cards = decision_cardinalities(self.space)
-        if self.budget > self.space.size:
-            raise JnasError(
-                f"budget: got {self.budget}, expected at most {self.space.size} "
-                f"(the size of space {self.space.name!r}; TPE does not repeat)"
-            )
         self._conditional = bool(self.space.decisions.conditional)
 
     def _live(self, tokens) -> jax.Array | None:
@@ -139,29 +132,24 @@ class TPE(Strategy):
     def _allowed(self) -> jax.Array:
         return jnp.asarray(np.arange(self.cards.max())[None, :] < self.cards[:, None])
 
-    def init(self, key):
-        d = len(self.cards)
-        return TPEState(
-            jnp.zeros((self.budget, d), jnp.int8),
-            jnp.full((self.budget,), -jnp.inf),
-            jnp.zeros((self.space.size,), bool),
-            jnp.int32(0),
-        )
-
     def tables(self, state) -> tuple[jax.Array, jax.Array]:
-        """``(l, g)``: ``float[D, C]`` Parzen tables of the good set and the rest."""
-        good = good_mask(state.fit, state.t, self.gamma)
-        rest = (jnp.arange(self.budget) < state.t) & ~good
+        """``(l, g)``: ``float[D, C]`` Parzen tables of the good set and the rest of the history."""
+        archs, fit, told = self.observations(state)
+        n = state.history.count
+        obs = jax.vmap(self.space.to_decisions)(archs).astype(jnp.int8)  # int8[capacity, D]
+        good = good_mask(fit, n, self.gamma)
+        rest = (jnp.arange(fit.shape[0]) < n) & ~good
         allowed = self._allowed()
-        dt = state.fit.dtype
-        live = self._live(state.obs)
-        lo = parzen_table(state.obs, good.astype(dt), allowed, self.prior_weight, live)
-        hi = parzen_table(state.obs, rest.astype(dt), allowed, self.prior_weight, live)
+        dt = fit.dtype
+        live = self._live(obs)
+        lo = parzen_table(obs, good.astype(dt), allowed, self.prior_weight, live)
+        hi = parzen_table(obs, rest.astype(dt), allowed, self.prior_weight, live)
         return lo, hi
 
-    def ask(self, state, key):
+    def _ask(self, state, key):
+        queried = state.history.queried
         k_rand, k_cand = jax.random.split(key)
-        fresh_row = pick_masked(k_rand, ~state.queried)
+        fresh_row = pick_masked(k_rand, ~queried)
         lo, hi = self.tables(state)
         allowed = self._allowed()
         logits = jnp.where(allowed, jnp.log(jnp.where(allowed, lo, 1.0)), -jnp.inf)
@@ -174,21 +162,9 @@ class TPE(Strategy):
         terms = log_ratio[d[None, :], cand.astype(jnp.int32)]
         live = self._live(cand)
         score = (terms if live is None else jnp.where(live, terms, 0.0)).sum(axis=1)
-        ok = (rows >= 0) & ~state.queried[jnp.maximum(rows, 0)]
+        ok = (rows >= 0) & ~queried[jnp.maximum(rows, 0)]
         score = jnp.where(ok, score, -jnp.inf)
         best = jnp.argmax(score)
-        use_model = (state.t >= self.n_init) & ok[best]
+        use_model = (state.history.count >= self.n_init) & ok[best]
         row = jnp.where(use_model, rows[best], fresh_row)
-        return stack1(self.space.from_index(row)), state
-
-    def tell(self, state, archs, values):
-        arch = unstack1(archs)
-        slot = jnp.minimum(state.t, self.budget - 1)
-        row = self.space.index(arch)
-        queried = state.queried.at[jnp.maximum(row, 0)].set(state.queried[jnp.maximum(row, 0)] | (row >= 0))
-        return TPEState(
-            state.obs.at[slot].set(self.space.to_decisions(arch).astype(jnp.int8)),
-            state.fit.at[slot].set(failed_to_worst(values[0]).astype(state.fit.dtype)),
-            queried,
-            state.t + 1,
-        )
+        return stack1(self.space.from_index(row)), state.inner
