@@ -25,7 +25,7 @@ import numpy as np
 from jnas.errors import JnasError
 from jnas.runs.journal import Journal
 from jnas.runs.runner import _split, seed_keys
-from jnas.runs.trajectory import best_so_far, mean_se, samples_to_hit
+from jnas.runs.trajectory import best_so_far
 from jnas.strategies.base import Strategy
 
 
@@ -158,11 +158,9 @@ def summarise_loop(record: LoopRecord, evaluator, strategy, metric_key, extra: d
     search itself never saw it. Regret and samples-to-optimum need a known
     optimum (tables): otherwise they are ``None``.
     """
-    from jnas.runs.results import SearchResult, metric_name
+    from jnas.runs.results import SearchResult, summary_of
 
     info = evaluator.metrics[metric_key]
-    test_key = evaluator.test_metric
-    test_info = evaluator.metrics.get(test_key)
     seeds, budget = record.values.shape
     pos = np.broadcast_to(np.arange(budget), (seeds, budget))
     best_val, best_pos = best_so_far(pos, record.values, info.higher_is_better)
@@ -177,44 +175,14 @@ def summarise_loop(record: LoopRecord, evaluator, strategy, metric_key, extra: d
             if text not in cache:
                 cache[text] = float(evaluator.test_value(record.archs[s][p]))
             best_test[s, q] = cache[text]
-    final_test = best_test[:, -1]
-    test_mean, test_se = mean_se(final_test)
-    test_opt = None if test_info is None else test_info.optimum
-    if test_opt is not None and np.isfinite(test_opt):
-        regret = test_opt - final_test if test_info.higher_is_better else final_test - test_opt
-        regret_mean, regret_se = mean_se(regret)
-    else:
-        regret_mean = regret_se = None
+    hit = None
     if info.optimum is not None and np.isfinite(info.optimum):
         hit = record.values == info.optimum
-        found, to_opt = float(hit.any(axis=1).mean()), float(samples_to_hit(hit).mean())
-    else:
-        found = to_opt = None
-    summary = {
-        "benchmark": evaluator.name,
-        "strategy": strategy.name,
-        "budget": int(strategy.budget),
-        "seeds": int(seeds),
-        "search_metric": metric_name(metric_key),
-        "test_metric": metric_name(test_key),
-        "final_test_mean": test_mean,
-        "final_test_se": test_se,
-        "final_regret_mean": regret_mean,
-        "final_regret_se": regret_se,
-        "found_optimum_fraction": found,
-        "samples_to_optimum_mean": to_opt,
-        "wall_seconds": float(record.wall_seconds),
-        "search_optimum": info.optimum,
-        "test_optimum": test_opt,
-        "failed_fraction": float(record.failed.mean()),
-        "evaluations_failed": int(record.failed.sum()),
-        "resumed_evaluations": int(record.resumed),
-        "test_measured_after_search": len(cache),
-        "options": strategy.settings(),
-        "space": evaluator.space.name,
-        "device": str(jax.devices()[0].platform),
-    }
-    summary.update(extra or {})
+    summary = summary_of(evaluator, strategy, metric_key, best_test[:, -1], hit, record.wall_seconds, record.failed,
+                         {"evaluations_failed": int(record.failed.sum()),
+                          "resumed_evaluations": int(record.resumed),
+                          "test_measured_after_search": len(cache),
+                          **(extra or {})})
     trajectory = {
         "index": np.array([[evaluator.index_of(a) for a in row] for row in record.archs], np.int64),
         "arch": record.texts,

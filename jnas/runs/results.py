@@ -20,7 +20,7 @@ import jax
 import numpy as np
 
 from jnas.benchmarks.base import TabularBenchmark
-from jnas.errors import JnasError
+from jnas.errors import JnasError, is_int, is_number
 from jnas.runs.runner import RunRecord
 from jnas.runs.trajectory import best_so_far, mean_se, samples_to_hit
 
@@ -55,46 +55,15 @@ def summarise(
     extra: dict | None = None,
 ) -> SearchResult:
     """Best-so-far curves, test regret and samples-to-optimum of a tabular run."""
-    info = benchmark.metrics[metric_key]
-    test_key = benchmark.test_metric
-    test_col = benchmark.column(*test_key)
+    test_col = benchmark.column(*benchmark.test_metric)
     search_col = benchmark.column(*metric_key)
     rows = record.rows
-    best_val, best_row = best_so_far(rows, record.values, info.higher_is_better)
+    best_val, best_row = best_so_far(rows, record.values, benchmark.metrics[metric_key].higher_is_better)
     safe = np.clip(best_row, 0, None)
     best_test = np.where(best_row >= 0, test_col[safe], np.nan)
-    final_test = best_test[:, -1]
-    test_opt = benchmark.metrics[test_key].optimum
-    regret = test_opt - final_test if benchmark.metrics[test_key].higher_is_better else final_test - test_opt
-    hit = (rows >= 0) & (search_col[np.clip(rows, 0, None)] == info.optimum)
-    to_opt = samples_to_hit(hit)
-    test_mean, test_se = mean_se(final_test)
-    regret_mean, regret_se = mean_se(regret)
-    summary = {
-        "benchmark": benchmark.name,
-        "strategy": strategy.name,
-        "budget": int(strategy.budget),
-        "seeds": int(rows.shape[0]),
-        "search_metric": metric_name(metric_key),
-        "test_metric": metric_name(test_key),
-        "final_test_mean": test_mean,
-        "final_test_se": test_se,
-        "final_regret_mean": regret_mean,
-        "final_regret_se": regret_se,
-        "found_optimum_fraction": float(hit.any(axis=1).mean()),
-        "samples_to_optimum_mean": float(to_opt.mean()),
-        "wall_seconds": float(record.wall_seconds),
-        "search_optimum": info.optimum,
-        "test_optimum": test_opt,
-        "failed_fraction": float(np.isnan(record.values).mean()),
-        "options": strategy.settings(),
-        "space": benchmark.space.name,
-        "device": str(jax.devices()[0].platform),
-    }
-    summary.update(extra or {})
-    for k in SUMMARY_KEYS:
-        if summary.get(k) is None:
-            raise JnasError(f"internal: summary key {k!r} is missing")
+    hit = (rows >= 0) & (search_col[np.clip(rows, 0, None)] == benchmark.metrics[metric_key].optimum)
+    summary = summary_of(benchmark, strategy, metric_key, best_test[:, -1], hit, record.wall_seconds,
+                         np.isnan(record.values), extra)
     trajectory = {
         "index": benchmark.official(rows).astype(np.int64),
         "value": record.values.astype(np.float64),
@@ -102,6 +71,56 @@ def summarise(
         "best_test": best_test,
     }
     return SearchResult(summary, trajectory)
+
+
+def summary_of(evaluator, strategy, metric_key, final_test: np.ndarray, hit: np.ndarray | None,
+               wall_seconds: float, failed: np.ndarray, extra: dict | None = None) -> dict:
+    """The ``summary.json`` dict of a search, tabular or journaled.
+
+    ``final_test``: ``float[seeds]`` test value of each seed's final best
+    architecture; ``hit``: ``bool[seeds, budget]`` queries that reached the
+    search metric's optimum, or ``None`` where no optimum is known;
+    ``failed``: ``bool[seeds, budget]`` failed evaluations. Regret needs a
+    known test optimum, samples-to-optimum a known search optimum: without
+    them those keys are ``None``. ``extra`` is merged last.
+    """
+    info = evaluator.metrics[metric_key]
+    test_key = evaluator.test_metric
+    test_info = evaluator.metrics.get(test_key)
+    test_mean, test_se = mean_se(final_test)
+    test_opt = None if test_info is None else test_info.optimum
+    regret_mean = regret_se = found = to_opt = None
+    if test_opt is not None and np.isfinite(test_opt):
+        regret = test_opt - final_test if test_info.higher_is_better else final_test - test_opt
+        regret_mean, regret_se = mean_se(regret)
+    if hit is not None:
+        found, to_opt = float(hit.any(axis=1).mean()), float(samples_to_hit(hit).mean())
+    summary = {
+        "benchmark": evaluator.name,
+        "strategy": strategy.name,
+        "budget": int(strategy.budget),
+        "seeds": int(final_test.shape[0]),
+        "search_metric": metric_name(metric_key),
+        "test_metric": metric_name(test_key),
+        "final_test_mean": test_mean,
+        "final_test_se": test_se,
+        "final_regret_mean": regret_mean,
+        "final_regret_se": regret_se,
+        "found_optimum_fraction": found,
+        "samples_to_optimum_mean": to_opt,
+        "wall_seconds": float(wall_seconds),
+        "search_optimum": info.optimum,
+        "test_optimum": test_opt,
+        "failed_fraction": float(np.mean(failed)),
+        "options": strategy.settings(),
+        "space": evaluator.space.name,
+        "device": str(jax.devices()[0].platform),
+    }
+    summary.update(extra or {})
+    for k in SUMMARY_KEYS:
+        if k not in _OPTIONAL_NUMBER_KEYS and summary.get(k) is None:
+            raise JnasError(f"internal: summary key {k!r} is missing")
+    return summary
 
 
 def metric_name(key) -> str:
@@ -155,10 +174,9 @@ def _read_summary(path: Path) -> dict:
         raise JnasError(f"{path}: expected a JSON object, got {type(summary).__name__}; rerun the search that wrote it")
     for keys, ok, expected in (
         (_TEXT_KEYS, lambda v: isinstance(v, str), "a string"),
-        (_COUNT_KEYS, lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "a positive integer"),
-        (_NUMBER_KEYS, lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number"),
-        (_OPTIONAL_NUMBER_KEYS, lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)),
-         "a number or null"),
+        (_COUNT_KEYS, lambda v: is_int(v) and v >= 1, "a positive integer"),
+        (_NUMBER_KEYS, is_number, "a number"),
+        (_OPTIONAL_NUMBER_KEYS, lambda v: v is None or is_number(v), "a number or null"),
     ):
         for k in keys:
             if k not in summary:
