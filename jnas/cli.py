@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from jnas.errors import Interrupted, JnasError
+from jnas.errors import Interrupted, JnasError, is_number
 
 
 def _parse_sets(items: list[str], flag: str = "--set") -> dict:
@@ -155,7 +155,7 @@ def _training_evaluator(args):
     from jnas.runs.training import check_model_options, training_config
 
     valid = _literal(args.valid_size)
-    if isinstance(valid, bool) or not isinstance(valid, (int, float)):
+    if not is_number(valid):
         raise JnasError(f"--valid-size: got {args.valid_size!r}, expected a fraction in (0, 1) or a count")
     model = _typed_sets(args.model, "--model")
     check_model_options(args.space, model)

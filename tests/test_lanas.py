@@ -45,7 +45,8 @@ def deepest_satisfied(margins):
 def drive(strategy, bench, n, seed=0):
     """Run one seed of ``n`` queries with ``run_tabular``; yield (state after ask, asked batch) per query.
 
-    The runner's ``aux`` hook hands back every step's state after ``ask``; values are float64 under x64.
+    The runner's ``aux`` hook hands back every step's state after ``ask`` (``State(history, inner)``, the
+    tree in ``inner``); values are float64 under x64.
     """
     rec = run_tabular(strategy, bench, 1, seed0=seed, dtype=jnp.result_type(float),
                       aux=lambda step: (step.asked, step.archs))
@@ -121,8 +122,8 @@ def test_every_sample_honours_every_constraint_of_its_path(c10):
         deep = 0
         for state, archs in drive(s, c10, 130):
             i = int(c10.space.index(archs[0]))
-            leaf, depth = int(state.leaf), int(state.depth)
-            margins = path_scores(state.splits, leaf, phi, 5)
+            leaf, depth = int(state.inner.leaf), int(state.inner.depth)
+            margins = path_scores(state.inner.splits, leaf, phi, 5)
             sat = deepest_satisfied(margins)
             assert not queried[i]
             assert sat[i] >= depth  # the sample honours every constraint down to its region
@@ -140,9 +141,9 @@ def test_candidate_samplers_honour_the_constraints_of_their_region(c10, sampler)
         seen, deep = set(), 0
         for state, archs in drive(s, c10, 70):
             x = np.asarray(fm.encode(archs[0]), np.float64)[None]
-            sat = deepest_satisfied(path_scores(state.splits, int(state.leaf), x, 5))[0]
-            assert sat >= int(state.depth)
-            deep += int(state.depth) == 4
+            sat = deepest_satisfied(path_scores(state.inner.splits, int(state.inner.leaf), x, 5))[0]
+            assert sat >= int(state.inner.depth)
+            deep += int(state.inner.depth) == 4
             seen.add(int(c10.space.index(archs[0])))
         assert len(seen) == 70  # no repeats
         assert deep > 35  # the leaf itself, usually (tiny leaves right after the first fit are missed)

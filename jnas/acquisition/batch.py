@@ -42,12 +42,11 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import log_ndtr
 
-from jnas.errors import bad_argument
+from jnas.errors import bad_argument, check_int
 
 
-def _check_q(q, m):
-    if not isinstance(q, int) or isinstance(q, bool) or not 1 <= q <= m:
-        raise bad_argument("q", q, f"an integer in [1, {m}] (at most the number of candidates)")
+def _check_q(q, m) -> int:
+    return check_int("q", q, 1, m, expected=f"an integer in [1, {m}] (at most the number of candidates)")
 
 
 def _pick(scores, picked):
@@ -68,7 +67,7 @@ def kriging_believer(key: jax.Array, predictor, X, y, mask, candidates, q: int, 
     candidates = jax.tree.map(jnp.asarray, candidates)
     n = y.shape[0]
     m = jax.tree.leaves(candidates)[0].shape[0]
-    _check_q(q, m)
+    q = _check_q(q, m)
     mask = jnp.ones(n, bool) if mask is None else jnp.asarray(mask, bool)
     Xa = jax.tree.map(
         lambda a, c: jnp.concatenate([jnp.asarray(a), jnp.zeros((q,) + a.shape[1:], a.dtype)]), X, candidates
@@ -104,7 +103,7 @@ def kriging_believer_gp(gp, params, candidates, q: int, acquisition) -> jax.Arra
     """
     candidates = jnp.asarray(candidates)
     m = candidates.shape[0]
-    _check_q(q, m)
+    q = _check_q(q, m)
     mean0, var0, V = gp.latent(params, candidates)  # [s, m], [s, m], [s, n, m]
     s = mean0.shape[0]
 
@@ -191,7 +190,7 @@ def select_local_penalisation(acq, X, mean, var, q: int, lipschitz, best, transf
     """
     X = jnp.asarray(X)
     m = X.shape[0]
-    _check_q(q, m)
+    q = _check_q(q, m)
     log_g = jnp.log(_transform(acq, transform))
     pend_x = jnp.zeros((q, X.shape[1]), X.dtype)
     pend_m = jnp.full((q,), jnp.nan, mean.dtype)

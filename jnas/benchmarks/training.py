@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jnas.errors import JnasError, bad_argument
+from jnas.errors import JnasError, bad_argument, check_int
 from jnas.spaces import Space, get_space
 from jnas.train.loop import CheckpointMismatch, TrainingDiverged, pixel_stats, train
 from jnas.train.optim import TrainConfig
@@ -111,10 +111,10 @@ class TrainingEvaluator:
         n_all = len(self._train_data[1])
         if isinstance(valid_size, float) and 0.0 < valid_size < 1.0:
             valid_size = max(1, round(valid_size * n_all))
-        if isinstance(valid_size, bool) or not isinstance(valid_size, int) or not 0 <= valid_size < n_all:
-            raise bad_argument("valid_size", valid_size,
-                               f"a fraction in (0, 1) or an integer in [0, {n_all}) (training examples held out)")
-        self.valid_size = valid_size
+        self.valid_size = valid_size = check_int(
+            "valid_size", valid_size, 0, n_all - 1,
+            expected=f"a fraction in (0, 1) or an integer in [0, {n_all}) (training examples held out)",
+        )
         self._valid_data = None
         if valid_size:
             # fixed split, independent of the training seed, so every run sees the same held-out images
@@ -125,9 +125,9 @@ class TrainingEvaluator:
         labels_max = int(max(self._train_data[1].max(), self._test_data[1].max()))
         if num_classes is None:
             num_classes = labels_max + 1
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes <= labels_max:
-            raise bad_argument("num_classes", num_classes, f"an integer > the largest label ({labels_max})")
-        self.num_classes = num_classes
+        self.num_classes = check_int(
+            "num_classes", num_classes, labels_max + 1, expected=f"an integer > the largest label ({labels_max})"
+        )
         self.mesh = make_mesh() if mesh is None else mesh
         check_divisible(self.mesh, config.batch_size, "TrainConfig.batch_size")
         check_divisible(self.mesh, config.eval_batch_size, "TrainConfig.eval_batch_size")
@@ -181,11 +181,10 @@ class TrainingEvaluator:
             hint = " (valid_acc needs valid_size > 0)" if metric == "valid_acc" else ""
             raise JnasError(f"metric: got {metric!r} for {self.name}, expected one of {', '.join(choices)}{hint}")
         epochs = self.config.epochs if fidelity is None else fidelity
-        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
-            raise bad_argument("fidelity", fidelity, "None or a number of epochs >= 1")
+        epochs = check_int("fidelity", epochs, 1, expected="None or a number of epochs >= 1")
         if self.config.warmup_epochs > epochs:
             raise bad_argument("fidelity", fidelity, f"at least config.warmup_epochs ({self.config.warmup_epochs})")
-        return metric, int(epochs)
+        return metric, epochs
 
     def query(self, archs, metric: str | None = None, fidelity: int | None = None) -> np.ndarray:
         """Train every architecture of the batch ``archs`` (leading axis) and return ``float64 [B]`` values.

@@ -39,7 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jnas.encodings import _layout
-from jnas.errors import JnasError
+from jnas.errors import check_int
 
 
 class _Candidate(NamedTuple):
@@ -165,9 +165,7 @@ def path_features(space, k: int | None = None) -> tuple[str, ...]:
 def _check_k(k, n: int) -> int:
     if k is None:
         return n
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= n:
-        raise JnasError(f"k: got {k!r}, expected an int in [1, {n}] (number of path features kept) or None")
-    return int(k)
+    return check_int("k", k, 1, n, expected=f"an int in [1, {n}] (number of path features kept) or None")
 
 
 def path_encoding(space, arch, k: int | None = None, counts: bool = False) -> jax.Array:

@@ -16,11 +16,10 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
-import numbers
 
 import numpy as np
 
-from jnas.errors import JnasError, bad_argument, unknown_name
+from jnas.errors import JnasError, bad_argument, is_int, is_number, unknown_name
 
 # space name -> (module holding ``build``, options that space fixes[, name of the space method that turns an
 # architecture into the one ``build`` takes]); imported lazily (flax import is slow)
@@ -100,8 +99,8 @@ def network_options(space: str) -> dict:
 # (type of a default, what a value must then be, check): a cheap type check of an option's value
 _KINDS = (
     (bool, "true or false", lambda v: isinstance(v, (bool, np.bool_))),
-    (int, "an integer", lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool)),
-    (float, "a number", lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool)),
+    (int, "an integer", is_int),
+    (float, "a number", is_number),
 )
 
 

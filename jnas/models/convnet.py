@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jnas.errors import bad_argument
+from jnas.errors import bad_argument, check_int
 from jnas.models.ops import ConvBNReLU
 from jnas.spaces.convnet import CONVNET, CONVNET_SMALL, ConvNetSpace
 
@@ -78,11 +78,10 @@ def build(arch, *, num_classes: int, rngs: nnx.Rngs, space: str = "convnet", in_
     """
     if space not in SPACES:
         raise bad_argument("space", space, "'convnet' or 'convnet-small'")
-    for name, value in (("num_classes", num_classes), ("in_channels", in_channels)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise bad_argument(name, value, "a positive integer")
+    num_classes = check_int("num_classes", num_classes, 1)
+    in_channels = check_int("in_channels", in_channels, 1)
     layers = layers_of(arch, SPACES[space])
-    return ConvNet(layers, num_classes=int(num_classes), rngs=rngs, in_channels=int(in_channels))
+    return ConvNet(layers, num_classes=num_classes, rngs=rngs, in_channels=in_channels)
 
 
 __all__ = ["ConvNet", "SPACES", "build", "layers_of"]

@@ -43,7 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jnas.errors import bad_argument
+from jnas.errors import bad_argument, check_int, is_number
 from jnas.models.ops import DARTS_OPS, DropPath, FactorizedReduce, Identity, ReLUConvBN, batch_norm, conv
 from jnas.spaces.darts import DARTS, N_EDGES, N_NODES, OPS
 
@@ -182,7 +182,7 @@ class DartsNetwork(nnx.Module):
 
     def set_drop_path_rate(self, rate: float) -> None:
         """Set the drop-path probability of every edge (e.g. DARTS's linear ramp, once per epoch)."""
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+        if not (is_number(rate) and 0 <= rate < 1):
             raise bad_argument("rate", rate, "a drop probability in [0, 1)")
         for _, module in nnx.iter_modules(self):
             if isinstance(module, DropPath):
@@ -197,12 +197,6 @@ class DartsNetwork(nnx.Module):
                 aux = self.auxiliary(s1)
         logits = self.classifier(jnp.mean(s1, axis=(1, 2)))
         return logits if aux is None else (logits, aux)
-
-
-def _positive(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise bad_argument(name, value, "a positive integer")
-    return int(value)
 
 
 def genes_of(arch) -> np.ndarray:
@@ -242,19 +236,19 @@ def build(
     ``in_channels`` is the image channel count.
     """
     genes = genes_of(arch)
-    if isinstance(drop_path_rate, bool) or not isinstance(drop_path_rate, (int, float)) or not 0 <= drop_path_rate < 1:
+    if not (is_number(drop_path_rate) and 0 <= drop_path_rate < 1):
         raise bad_argument("drop_path_rate", drop_path_rate, "a drop probability in [0, 1)")
     if not isinstance(auxiliary, (bool, np.bool_)):
         raise bad_argument("auxiliary", auxiliary, "True or False")
     return DartsNetwork(
         genes,
-        num_classes=_positive("num_classes", num_classes),
+        num_classes=check_int("num_classes", num_classes, 1),
         rngs=rngs,
-        channels=_positive("channels", channels),
-        layers=_positive("layers", layers),
+        channels=check_int("channels", channels, 1),
+        layers=check_int("layers", layers, 1),
         auxiliary=bool(auxiliary),
         drop_path_rate=float(drop_path_rate),
-        in_channels=_positive("in_channels", in_channels),
+        in_channels=check_int("in_channels", in_channels, 1),
     )
 
 

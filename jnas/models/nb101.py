@@ -39,7 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jnas.errors import bad_argument
+from jnas.errors import bad_argument, check_int
 from jnas.models.ops import ConvBNReLU, Pool
 from jnas.spaces.nb101 import LABELS, N_VERTICES, NB101, PRUNED, prune
 
@@ -182,12 +182,6 @@ class NB101Network(nnx.Module):
         return self.head(jnp.mean(x, axis=(1, 2)))
 
 
-def _positive(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise bad_argument(name, value, "a positive integer")
-    return int(value)
-
-
 def build(
     arch,
     *,
@@ -205,18 +199,19 @@ def build(
     """
     matrix, ops = cell_spec(arch)
     feeders = int(matrix[1:-1, -1].sum())  # vertices sharing the output channels
-    if _positive("stem_channels", stem_channels) < feeders:
+    stem_channels = check_int("stem_channels", stem_channels, 1)
+    if stem_channels < feeders:
         expected = f"at least {feeders} (one channel per vertex feeding the output)"
         raise bad_argument("stem_channels", stem_channels, expected)
     return NB101Network(
         matrix,
         ops,
-        num_classes=_positive("num_classes", num_classes),
+        num_classes=check_int("num_classes", num_classes, 1),
         rngs=rngs,
-        stem_channels=_positive("stem_channels", stem_channels),
-        stacks=_positive("stacks", stacks),
-        cells_per_stack=_positive("cells_per_stack", cells_per_stack),
-        in_channels=_positive("in_channels", in_channels),
+        stem_channels=stem_channels,
+        stacks=check_int("stacks", stacks, 1),
+        cells_per_stack=check_int("cells_per_stack", cells_per_stack, 1),
+        in_channels=check_int("in_channels", in_channels, 1),
     )
 
 

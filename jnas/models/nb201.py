@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jnas.errors import bad_argument
+from jnas.errors import bad_argument, check_int
 from jnas.models import ops
 from jnas.spaces.nb201 import EDGES, N_EDGES, NB201, OPS
 
@@ -88,12 +88,6 @@ class NB201Network(nnx.Module):
         return self.classifier(jnp.mean(x, axis=(1, 2)))
 
 
-def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise bad_argument(name, value, "a positive integer")
-    return int(value)
-
-
 def _is_valid(a: np.ndarray) -> bool:
     # Eager even when building under a trace (nnx.eval_shape, jax.jit).
     with jax.ensure_compile_time_eval():
@@ -116,10 +110,10 @@ def build(arch, *, num_classes: int, rngs: nnx.Rngs, channels: int = 16, cells_p
     a = check_arch(arch)
     return NB201Network(
         a,
-        num_classes=_positive_int("num_classes", num_classes),
+        num_classes=check_int("num_classes", num_classes, 1),
         rngs=rngs,
-        channels=_positive_int("channels", channels),
-        cells_per_stage=_positive_int("cells_per_stage", cells_per_stage),
+        channels=check_int("channels", channels, 1),
+        cells_per_stage=check_int("cells_per_stage", cells_per_stage, 1),
     )
 
 
@@ -171,10 +165,10 @@ def op_costs(*, num_classes: int, input_shape=(32, 32, 3), channels: int = 16, c
     if len(shape) != 3 or shape[0] % 4 or shape[1] % 4 or min(shape) < 1:
         raise bad_argument("input_shape", input_shape, "(H, W, C) with H and W divisible by 4")
     fixed, per_op = _op_costs(
-        _positive_int("num_classes", num_classes),
+        check_int("num_classes", num_classes, 1),
         shape,
-        _positive_int("channels", channels),
-        _positive_int("cells_per_stage", cells_per_stage),
+        check_int("channels", channels, 1),
+        check_int("cells_per_stage", cells_per_stage, 1),
     )
     return fixed.copy(), per_op.copy()
 

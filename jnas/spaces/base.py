@@ -15,7 +15,10 @@ strategies need no switch on space names:
 - ``decisions`` / ``to_decisions`` / ``from_decisions`` / ``live_decisions``:
   the architecture as a sequence of categorical decisions (the tokens a
   controller or TPE walks), with the cardinality of each and which ones
-  matter given the others.
+  matter given the others. Where the architecture is its own token vector
+  (one flat array, entry ``d`` = token ``d``: NB201, NAS-Bench-Graph), the
+  default ``to_decisions`` / ``from_decisions`` are casts; other spaces
+  define their own.
 - ``canonicalize``: the one array of a network that has several (identity by
   default).
 - ``op_slot_layout`` / ``op_slots`` / ``with_op_slots``: the operation slots an
@@ -110,7 +113,7 @@ class Relaxation(NamedTuple):
 OPTIONAL = ("decisions", "to_decisions", "from_decisions", "op_slot_layout", "op_slots", "with_op_slots",
             "graph_layout", "graph_tensors", "relaxed_graph", "onehot", "onehot_names", "relaxation")
 #: optional members whose default is derived from ``decisions``
-_FROM_DECISIONS = ("onehot", "onehot_names", "relaxation")
+_FROM_DECISIONS = ("to_decisions", "from_decisions", "onehot", "onehot_names", "relaxation")
 
 
 class Space(abc.ABC):
@@ -202,12 +205,30 @@ class Space(abc.ABC):
         raise self.unsupported("categorical decisions")
 
     def to_decisions(self, arch: Arch) -> jax.Array:
-        """``int32[D]`` tokens of one architecture (dead decisions hold 0)."""
-        raise self.unsupported("categorical decisions")
+        """``int32[D]`` tokens of one architecture (dead decisions hold 0).
+
+        Default: ``arch`` cast, for a space whose architecture is its token vector.
+        """
+        self._token_dtype()
+        return jnp.asarray(arch).astype(jnp.int32)
 
     def from_decisions(self, tokens: jax.Array) -> Arch:
-        """The (raw) architecture of ``int[D]`` tokens; dead decisions are ignored."""
-        raise self.unsupported("categorical decisions")
+        """The (raw) architecture of ``int[D]`` tokens; dead decisions are ignored.
+
+        Default: ``tokens`` cast to the architecture's dtype, for a space whose architecture is its token vector.
+        """
+        dtype = self._token_dtype()  # raises first for a space without decisions
+        return jnp.asarray(tokens).astype(dtype)
+
+    def _token_dtype(self):
+        """The dtype of an architecture that is its own token vector (the default ``to/from_decisions``)."""
+        if not self.supports("decisions"):
+            raise self.unsupported("categorical decisions")
+        t = self.template()
+        if not isinstance(t, (np.ndarray, jax.Array)) or t.shape != (len(self.decisions.cardinality),):
+            raise NotImplementedError(f"space {self.name!r}: its architecture is not its token vector; "
+                                      "define to_decisions and from_decisions")
+        return t.dtype
 
     def live_decisions(self, tokens: jax.Array) -> jax.Array:
         """``bool[D]``: decisions that matter given the others (all True unless ``decisions.conditional``)."""

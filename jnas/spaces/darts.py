@@ -42,7 +42,7 @@ import jax.numpy as jnp
 import networkx as nx
 import numpy as np
 
-from jnas.errors import JnasError
+from jnas.errors import JnasError, is_int
 from jnas.spaces.base import Decisions, GraphLayout, OpSlots, Relaxation, Space
 from jnas.spaces.generic import categorical, finish_graph
 
@@ -362,8 +362,7 @@ def _parse_edges(cell: str, node) -> np.ndarray:
         raise JnasError(f"arch: {cell} expected a list of {N_EDGES} (op, input) pairs")
     out = np.zeros((N_EDGES, 2), np.int8)
     for e, edge in enumerate(edges):
-        ok = (isinstance(edge, (list, tuple)) and len(edge) == 2 and isinstance(edge[0], str)
-              and isinstance(edge[1], int) and not isinstance(edge[1], bool))
+        ok = isinstance(edge, (list, tuple)) and len(edge) == 2 and isinstance(edge[0], str) and is_int(edge[1])
         if not ok:
             raise JnasError(f"arch: {cell} edge {e} got {edge!r}, expected an (op name, input node) pair")
         name, src = edge

@@ -144,12 +144,6 @@ class NB201Space(Space):
             False,
         )
 
-    def to_decisions(self, arch):
-        return jnp.asarray(arch).astype(jnp.int32)
-
-    def from_decisions(self, tokens):
-        return jnp.asarray(tokens).astype(jnp.int8)
-
     @property
     def op_slot_layout(self) -> OpSlots:
         """One cell of 6 op slots (the edges), every op allowed, no wiring besides."""

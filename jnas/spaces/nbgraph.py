@@ -369,13 +369,6 @@ class NBGraphSpace(Space):
             False,
         )
 
-    def to_decisions(self, arch):
-        return jnp.asarray(arch).astype(jnp.int32)
-
-    def from_decisions(self, tokens):
-        """The raw cell (``canonicalize`` it; the all-skip cell has no member)."""
-        return jnp.asarray(tokens).astype(jnp.int8)
-
     @property
     def op_slot_layout(self) -> OpSlots:
         """One cell of 4 op slots (the nodes); the links are wiring."""

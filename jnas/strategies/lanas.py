@@ -21,7 +21,9 @@ into a good left child ``f_j(a) > V(Ω_j)`` and a bad right child
 A sample honours *every* constraint on its path. If the leaf's region holds
 no unqueried architecture, the sample comes from the nearest ancestor region
 that does (all of whose constraints it honours); its statistics go to the
-leaf it actually lies in.
+leaf it actually lies in. A failed evaluation counts as the worst value told
+so far (``on_failure = worst``, the only choice: -inf would poison every
+mean above it).
 
 Samplers (option ``sampler``):
 
@@ -29,7 +31,8 @@ Samplers (option ``sampler``):
   features of the whole space are a device constant; each refit routes every
   architecture to its leaf and counts the unqueried ones per (leaf, block of
   128 indices), so a query draws uniformly among the unqueried members of
-  the region from those counts and one block of the space.
+  the region from those counts and one block of the space. It never repeats
+  an architecture, so the budget is at most the space's size.
 * ``reject`` (default otherwise): ``n_candidates`` draws from the space's
   sampler, routed through the tree; a uniform pick among those in the
   deepest region reached along the leaf's path (the leaf when any hits),
@@ -42,6 +45,14 @@ Samplers (option ``sampler``):
 
 ``rt`` is the paper's regression-tree ablation: the same tree, no UCB, every
 query from the leftmost (best predicted) leaf.
+
+State: the kit's ``State(history, inner)``. The history holds every told
+architecture and value (a refit encodes the told architectures afresh), the
+count, the best and worst value, and the set of queried architectures (a mask
+on enumerable spaces, ``arch_hash`` values otherwise); ``inner``
+(``LaNASState``) holds only the tree: the splits, each node's count and value
+sum, for ``enumerate`` the leaf of every architecture and the free-member
+counts, and the leaf and region depth of the last ask.
 
 The learning phase runs under ``lax.cond`` on the query counter, which does
 not depend on the seed; under the runner's ``vmap`` it stays a branch, so a
@@ -57,11 +68,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from jnas.errors import JnasError
-from jnas.prng import hash32
 from jnas.spaces.base import pick_masked
+from jnas.strategies import history as hist
 from jnas.strategies import lanas_tree as lt
-from jnas.strategies.base import Option, Strategy, stack1, unstack1
+from jnas.strategies.base import Option, State, Strategy, failure_option, stack1, unstack1
 from jnas.strategies.features import feature_map, space_features
+from jnas.strategies.history import History
 
 SAMPLERS = ("auto", "enumerate", "reject", "hitandrun")
 #: largest space the ``auto`` sampler enumerates (features and a mask of this size per seed)
@@ -75,29 +87,15 @@ HR_STEPS = 8
 
 
 class LaNASState(NamedTuple):
-    x: jax.Array  # float[budget, dim] features of the queried architectures
-    y: jax.Array  # float[budget] their values (NaN = failed)
-    t: jax.Array  # int32[] architectures told so far (the same for every seed)
+    """The tree (what the kit's ``History`` does not hold)."""
+
     splits: lt.Splits  # the learned actions
     cnt: jax.Array  # int32[n_nodes] samples per node region
-    tot: jax.Array  # float[n_nodes] value sum per node region (failures count as the worst value)
-    vmax: jax.Array  # float[] best finite value seen (-inf before any)
-    vmin: jax.Array  # float[] worst finite value seen (+inf before any)
-    queried: jax.Array  # bool[size padded to lt.BLOCK] (padding: True) (enumerate) or bool[0]
-    leaf_of: jax.Array  # int16[size padded] leaf position of every architecture (enumerate) or int16[0]
+    tot: jax.Array  # float[n_nodes] value sum per node region (failures per on_failure: the worst value told)
+    leaf_of: jax.Array  # int16[size padded to lt.BLOCK] leaf position of every architecture (enumerate) or int16[0]
     free: jax.Array  # int32[n_leaves, n_blocks] unqueried architectures per leaf and index block (enumerate)
-    seen: jax.Array  # uint32[budget] hashes of the queried architectures (reject, hitandrun) or uint32[0]
     leaf: jax.Array  # int32[] leaf chosen by the last ask
     depth: jax.Array  # int32[] level of the region the last ask sampled from (h-1 = the leaf itself)
-
-
-def _hash(arch) -> jax.Array:
-    """``uint32[]`` hash of an architecture pytree (for duplicate checks without enumeration)."""
-    h = jnp.uint32(0x9E3779B9)
-    for leaf in jax.tree.leaves(arch):
-        for v in jnp.asarray(leaf).reshape(-1).astype(jnp.uint32):
-            h = hash32(h ^ (v + jnp.uint32(0x7F4A7C15)))
-    return h
 
 
 class LaNAS(Strategy):
@@ -105,6 +103,8 @@ class LaNAS(Strategy):
 
     name = "lanas"
     use_ucb = True
+    keeps_history = True  # every refit fits on all told architectures and values
+    tracks_queried = True  # samples avoid told architectures
     options = (
         Option("height", int, 5, "an integer in [1, 12]", lambda v: 1 <= v <= 12, "tree height h (2**(h-1) leaves)"),
         Option("cp", float, 0.1, "a number >= 0", lambda v: v >= 0, "UCB exploration Cp as a fraction of |best value|"),
@@ -114,10 +114,16 @@ class LaNAS(Strategy):
                "how a leaf is sampled"),
         Option("n_candidates", int, 256, "an integer >= 1", lambda v: v >= 1,
                "candidates per query (reject, hitandrun)"),
+        failure_option("worst", choices=("worst",)),
     )
 
+    @property
+    def repeats(self) -> bool:
+        """Enumerated sampling never repeats an architecture; candidate samplers may, once all are seen."""
+        return not self.enumerated
+
     def validate(self):
-        self.features = feature_map(self.space)
+        self.features = feature_map(self.space)  # refuses a space without a relaxation
         sp = self.space
         if self.sampler == "auto":
             self.sampler_used = "enumerate" if sp.enumerable and sp.size <= AUTO_ENUMERATE_LIMIT else "reject"
@@ -129,58 +135,56 @@ class LaNAS(Strategy):
         else:
             self.sampler_used = self.sampler
         self.enumerated = self.sampler_used == "enumerate"
-        if self.enumerated and self.budget > sp.size:
-            raise JnasError(
-                f"budget: got {self.budget}, expected at most {sp.size} (the size of space {sp.name!r}; "
-                "lanas does not repeat)"
-            )
-        self.phi = space_features(sp) if self.enumerated else None
+
+    def setup(self):
+        # features of the whole space, padded with zero rows to a multiple of lt.BLOCK
+        phi = space_features(self.space) if self.enumerated else np.zeros((0, self.features.dim), np.float32)
+        self.phi = np.pad(phi, ((0, -len(phi) % lt.BLOCK), (0, 0)))
 
     # ----- shapes -------------------------------------------------------------------
     def _dtype(self):
         return jnp.result_type(float)
 
-    def _phi(self):
-        """Features of the whole space, padded with zero rows to a multiple of ``lt.BLOCK``."""
-        return jnp.asarray(np.pad(self.phi, ((0, -len(self.phi) % lt.BLOCK), (0, 0))), self._dtype())
+    def _queried(self, h: History) -> jax.Array:
+        """``bool[size padded to lt.BLOCK]``: the history's queried mask, padding marked queried (enumerate)."""
+        return jnp.pad(h.queried, (0, len(self.phi) - h.queried.shape[0]), constant_values=True)
 
-    def init(self, key):
-        dt, h, b, d = self._dtype(), self.height, self.budget, self.features.dim
-        n = self.space.size if self.enumerated else 0
-        n_pad = n + (-n % lt.BLOCK)
-        queried = jnp.arange(n_pad) >= n
+    def _init(self, key):
+        dt, h = self._dtype(), self.height
+        n_pad = len(self.phi)
+        leaf_of = jnp.zeros((n_pad,), jnp.int16)
+        free = jnp.arange(n_pad) < (self.space.size if self.enumerated else 0)
         return LaNASState(
-            x=jnp.zeros((b, d), dt), y=jnp.full((b,), jnp.nan, dt), t=jnp.int32(0),
-            splits=lt.empty_splits(h, d, dt),
+            splits=lt.empty_splits(h, self.features.dim, dt),
             cnt=jnp.zeros((lt.n_nodes(h),), jnp.int32), tot=jnp.zeros((lt.n_nodes(h),), dt),
-            vmax=jnp.array(-jnp.inf, dt), vmin=jnp.array(jnp.inf, dt),
-            queried=queried, leaf_of=jnp.zeros((n_pad,), jnp.int16),
-            free=lt.block_counts(~queried, jnp.zeros((n_pad,), jnp.int16), h) if n else jnp.zeros((0, 0), jnp.int32),
-            seen=jnp.zeros((0 if self.enumerated else b,), jnp.uint32),
+            leaf_of=leaf_of,
+            free=lt.block_counts(free, leaf_of, h) if n_pad else jnp.zeros((0, 0), jnp.int32),
             leaf=jnp.int32(0), depth=jnp.int32(h - 1),
         )
 
     # ----- search phase ----------------------------------------------------------------
-    def target_leaf(self, state) -> jax.Array:
+    def target_leaf(self, state: State) -> jax.Array:
         """The leaf the next query aims at: UCB descent (``lanas``) or the leftmost leaf (``rt``)."""
         if not self.use_ucb:
             return jnp.int32(0)
-        best = jnp.where(jnp.isfinite(state.vmax), jnp.abs(state.vmax), 0.0)
-        return lt.ucb_leaf(state.cnt, state.tot, self.cp * best, self.height)
+        vmax = state.history.best
+        best = jnp.where(jnp.isfinite(vmax), jnp.abs(vmax), 0.0)
+        return lt.ucb_leaf(state.inner.cnt, state.inner.tot, self.cp * best, self.height)
 
-    def ask(self, state, key):
+    def _ask(self, state, key):
         leaf = self.target_leaf(state)
         if self.enumerated:
             arch, depth = self._sample_enumerated(state, key, leaf)
         else:
             arch, depth = self._sample_candidates(state, key, leaf)
-        return stack1(arch), state._replace(leaf=leaf, depth=depth)
+        return stack1(arch), state.inner._replace(leaf=leaf, depth=depth)
 
     def _sample_enumerated(self, state, key, leaf):
         # the deepest region on the leaf's path with a free member, from per-leaf counts;
         # then a draw that touches one block of the space, not all of it
-        depth = lt.region_depth(state.free.sum(1, dtype=jnp.int32), leaf, self.height)
-        i = lt.pick_in_region(key, state.free, state.leaf_of, state.queried, leaf, depth, self.height)
+        inner = state.inner
+        depth = lt.region_depth(inner.free.sum(1, dtype=jnp.int32), leaf, self.height)
+        i = lt.pick_in_region(key, inner.free, inner.leaf_of, self._queried(state.history), leaf, depth, self.height)
         return self.space.from_index(i), depth
 
     def _candidates(self, state, key, leaf):
@@ -189,11 +193,11 @@ class LaNAS(Strategy):
         cands = self.space.sample_batch(k_rej, self.n_candidates)
         if self.sampler_used != "hitandrun":
             return cands
-        fm = self.features
+        fm, splits = self.features, state.inner.splits
         feats = jax.vmap(fm.encode)(cands)
-        md = lt.match_depth(lt.route(state.splits, feats, self.height), leaf, self.height)
+        md = lt.match_depth(lt.route(splits, feats, self.height), leaf, self.height)
         start = jnp.argmax(md)
-        chains = hit_and_run(k_hr, feats[start], md[start], state.splits, leaf, self.height, fm, self.n_candidates)
+        chains = hit_and_run(k_hr, feats[start], md[start], splits, leaf, self.height, fm, self.n_candidates)
         rounded = jax.vmap(fm.decode)(jax.random.split(k_hr, self.n_candidates), chains)
         return jax.tree.map(lambda a, b: jnp.concatenate([a, b]), cands, rounded)
 
@@ -201,57 +205,44 @@ class LaNAS(Strategy):
         k_cand, k_pick = jax.random.split(key)
         cands = self._candidates(state, k_cand, leaf)
         feats = jax.vmap(self.features.encode)(cands)
-        md = lt.match_depth(lt.route(state.splits, feats, self.height), leaf, self.height)
-        h = jax.vmap(_hash)(cands)
-        told = jnp.arange(self.budget) < state.t
-        dup = jnp.any((h[:, None] == state.seen[None, :]) & told[None, :], axis=1)
+        md = lt.match_depth(lt.route(state.inner.splits, feats, self.height), leaf, self.height)
         valid = jax.vmap(self.space.is_valid)(cands)
-        ok = ~dup & valid
+        ok = ~self.seen(state, cands) & valid
         ok = jnp.where(ok.any(), ok, valid)  # every candidate already seen: allow a repeat
         depth = jnp.max(jnp.where(ok, md, -1))
         i = pick_masked(k_pick, ok & (md >= depth))
         return jax.tree.map(lambda a: a[i], cands), depth.astype(jnp.int32)
 
     # ----- tell: back-propagation and the learning phase ------------------------------------
-    def tell(self, state, archs, values):
+    def _tell(self, state, archs, values):
+        h, inner = state.history, state.inner
         arch = unstack1(archs)
-        dt = state.y.dtype
-        v = values[0].astype(dt)
-        ok = jnp.isfinite(v)
-        vmax = jnp.where(ok, jnp.maximum(state.vmax, v), state.vmax)
-        vmin = jnp.where(ok, jnp.minimum(state.vmin, v), state.vmin)
-        feat = self.features.encode(arch).astype(dt)
-        t = state.t
-        state = state._replace(x=state.x.at[t].set(feat), y=state.y.at[t].set(v), vmax=vmax, vmin=vmin)
         if self.enumerated:
             i = self.space.index(arch)
-            leaf = state.leaf_of[i].astype(jnp.int32)
-            fresh = (~state.queried[i]).astype(jnp.int32)
-            cell = (jnp.arange(state.free.shape[0])[:, None] == leaf) & (
-                jnp.arange(state.free.shape[1])[None, :] == i // lt.BLOCK)
-            state = state._replace(queried=state.queried.at[i].set(True), free=state.free - cell * fresh)
+            leaf = inner.leaf_of[i].astype(jnp.int32)
+            inner = inner._replace(free=lt.recount_cell(inner.free, ~self._queried(h), inner.leaf_of, leaf, i))
         else:
-            state = state._replace(seen=state.seen.at[t].set(_hash(arch)))
-            leaf = lt.route(state.splits, feat, self.height)
-        filled = jnp.where(ok, v, _worst(vmin))
+            leaf = lt.route(inner.splits, self.features.encode(arch).astype(inner.tot.dtype), self.height)
         path = lt.on_path(leaf, self.height)
-        state = state._replace(cnt=state.cnt + path, tot=state.tot + jnp.where(path, filled, 0), t=t + 1)
-        due = (state.t >= self.n_init) & ((state.t - self.n_init) % self.n_select == 0)
-        return jax.lax.cond(due, self.learn, lambda s: s, state)
+        inner = inner._replace(cnt=inner.cnt + path, tot=inner.tot + jnp.where(path, values[0], 0))
+        due = (h.count >= self.n_init) & ((h.count - self.n_init) % self.n_select == 0)
+        return jax.lax.cond(due, lambda s: self.learn(h, s), lambda s: s, inner)
 
-    def learn(self, state):
-        """Learning phase: refit every node on all samples so far; recount the regions."""
-        live = jnp.arange(self.budget) < state.t
-        y = jnp.where(live, jnp.where(jnp.isfinite(state.y), state.y, _worst(state.vmin)), 0)
-        spread = jnp.where(jnp.isfinite(state.vmax - state.vmin), state.vmax - state.vmin, 0)
-        splits, leaf = lt.fit(state.x, y, state.t, self.height, SPLIT_TOL * spread)
+    def learn(self, h: History, inner: LaNASState) -> LaNASState:
+        """Learning phase: refit every node on all samples so far (``h``); recount the regions."""
+        live = hist.live(h)
+        dt = inner.tot.dtype
+        x = jnp.where(live[:, None], jax.vmap(self.features.encode)(h.archs).astype(dt), 0)  # float[capacity, dim]
+        y = jnp.where(live, self.fill_failures(h.values, h), 0)  # float[capacity]
+        spread = jnp.where(jnp.isfinite(h.best - h.worst), h.best - h.worst, 0)
+        splits, leaf = lt.fit(x, y, h.count, self.height, SPLIT_TOL * spread)
         cnt, tot = lt.node_stats(leaf, y, live, self.height)
-        state = state._replace(splits=splits, cnt=cnt, tot=tot)
+        inner = inner._replace(splits=splits, cnt=cnt, tot=tot)
         if self.enumerated:
-            leaf_of = lt.route(splits, self._phi(), self.height)
-            free = lt.block_counts(~state.queried, leaf_of, self.height)
-            state = state._replace(leaf_of=leaf_of.astype(jnp.int16), free=free)
-        return state
+            leaf_of = lt.route(splits, jnp.asarray(self.phi, dt), self.height)
+            free = lt.block_counts(~self._queried(h), leaf_of, self.height)
+            inner = inner._replace(leaf_of=leaf_of.astype(jnp.int16), free=free)
+        return inner
 
 
 class RegressionTree(LaNAS):
@@ -261,11 +252,6 @@ class RegressionTree(LaNAS):
     use_ucb = False
     options = tuple(o for o in LaNAS.options if o.name != "cp")
     cp = 0.0
-
-
-def _worst(vmin):
-    """The value a failed evaluation counts as: the worst seen (0 before any)."""
-    return jnp.where(jnp.isfinite(vmin), vmin, 0)
 
 
 def path_constraints(splits: lt.Splits, leaf, height: int):

@@ -109,6 +109,20 @@ def block_counts(free: jax.Array, leaf_of: jax.Array, height: int) -> jax.Array:
     return jax.ops.segment_sum(free.astype(jnp.int32), cell, 2 ** (height - 1) * (n // BLOCK)).reshape(-1, n // BLOCK)
 
 
+def recount_cell(counts: jax.Array, free: jax.Array, leaf_of: jax.Array, leaf: jax.Array, i: jax.Array) -> jax.Array:
+    """``counts`` (``block_counts(free, leaf_of)`` before entry ``i`` changed) with the one cell it can
+    change, (``leaf``, block of ``i``), recounted from ``free`` and ``leaf_of`` over that block alone.
+
+    ``leaf`` is ``leaf_of[i]``; recounting rather than decrementing keeps the
+    counts exact when an entry is told twice.
+    """
+    b = i // BLOCK
+    rows = jax.lax.dynamic_slice_in_dim(leaf_of, b * BLOCK, BLOCK).astype(jnp.int32)
+    here = jax.lax.dynamic_slice_in_dim(free, b * BLOCK, BLOCK) & (rows == leaf)
+    cell = (jnp.arange(counts.shape[0])[:, None] == leaf) & (jnp.arange(counts.shape[1])[None, :] == b)
+    return jnp.where(cell, jnp.sum(here, dtype=counts.dtype), counts)
+
+
 def pick_in_region(key, counts, leaf_of, queried, leaf, depth, height) -> jax.Array:
     """Uniform random index among the unqueried entries whose leaf lies in the region of ``leaf`` at ``depth``.
 

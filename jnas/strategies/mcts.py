@@ -1,13 +1,14 @@
 """MCTS over a hand-designed sequential action space (``mcts``), the baseline LaNAS compares to.
 
-The action space is the architecture array itself, read left to right: a
-tree node is a prefix of decisions (NB201: the op of edge 0, then edge 1, …;
-NAS-Bench-Graph: the inputs of nodes 0..3, then their ops; ConvNet: the
-depth, then each layer's channels and kernel), and its region is every
-architecture of the space that starts with that prefix. Decisions that never
-vary across the space are skipped. For an enumerable space the whole prefix
-tree is built once on the host (``prefix_tree``): sorting the space
-lexicographically makes every region a contiguous range.
+The action space is the space's categorical decisions (``Space.decisions``,
+``to_decisions``), taken in order: a tree node is a prefix of decisions
+(NB201: the op of edge 0, then edge 1, …; NAS-Bench-Graph: the inputs of
+nodes 0..3, then their ops; ConvNet: the depth, then each layer's channels
+and kernel), and its region is every architecture of the space that starts
+with that prefix. Decisions that never vary across the space are skipped.
+For an enumerable space the whole prefix tree is built once on the host
+(``prefix_tree``): sorting the space lexicographically makes every region a
+contiguous range.
 
 Each query runs one UCT iteration. Selection: from the root, while the
 current node has been visited, move to the child with the largest
@@ -59,11 +60,10 @@ class PrefixTree(NamedTuple):
 
 
 def decisions(space: Space) -> np.ndarray:
-    """``int32[N, L]``: each enumerated architecture as its non-constant array entries, in array order."""
-    leaves = jax.tree.leaves(space.enumerate())
-    flat = np.concatenate([np.asarray(x).reshape(x.shape[0], -1) for x in leaves], axis=1).astype(np.int32)
-    varies = (flat != flat[:1]).any(axis=0)
-    return flat[:, varies]
+    """``int32[N, L]``: the tokens (``space.to_decisions``) of each enumerated architecture, constant ones dropped."""
+    tokens = np.asarray(jax.vmap(space.to_decisions)(space.enumerate()), np.int32)
+    varies = (tokens != tokens[:1]).any(axis=0)
+    return tokens[:, varies]
 
 
 @functools.cache
@@ -113,9 +113,10 @@ class MCTS(Strategy):
 
     def validate(self):
         sp = self.space
-        if not sp.enumerable or sp.size > MAX_SIZE:
+        if not sp.enumerable or sp.size > MAX_SIZE or not sp.supports("to_decisions"):
             raise JnasError(
-                f"space: got {sp.name!r}, expected an enumerable space of at most {MAX_SIZE} architectures for mcts"
+                f"space: got {sp.name!r}, expected an enumerable space of at most {MAX_SIZE} architectures "
+                "with categorical decisions for mcts"
             )
 
     def setup(self):

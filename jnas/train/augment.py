@@ -20,9 +20,8 @@ import functools
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from jnas.errors import bad_argument
+from jnas.errors import bad_argument, check_int
 
 
 def _check_images(name: str, x, *, uint8: bool = False) -> None:
@@ -30,12 +29,6 @@ def _check_images(name: str, x, *, uint8: bool = False) -> None:
         raise bad_argument(name, f"{x.dtype}{list(x.shape)}", "images [B, H, W, C]")
     if uint8 and x.dtype != jnp.uint8:
         raise bad_argument(name, f"{x.dtype}{list(x.shape)}", "uint8 pixels [B, H, W, C]")
-
-
-def _check_size(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise bad_argument(name, value, "an integer >= 0 (pixels)")
-    return int(value)
 
 
 def _uniform_ints(key: jax.Array, shape: tuple[int, ...], high) -> jax.Array:
@@ -61,7 +54,7 @@ def random_crop(key: jax.Array, x: jax.Array, pad: int = 4) -> jax.Array:
     output has the same shape and dtype.
     """
     _check_images("x", x)
-    pad = _check_size("pad", pad)
+    pad = check_int("pad", pad, 0, expected="an integer >= 0 (pixels)")
     if pad == 0:
         return x
     b, h, w, c = x.shape
@@ -90,7 +83,7 @@ def cutout(key: jax.Array, x: jax.Array, size: int) -> jax.Array:
     :func:`augment_batch` it runs on normalized values: zero is the mean colour.
     """
     _check_images("x", x)
-    size = _check_size("size", size)
+    size = check_int("size", size, 0, expected="an integer >= 0 (pixels)")
     if size == 0:
         return x
     b, h, w, _ = x.shape

@@ -20,15 +20,11 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jnas.errors import bad_argument
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
+from jnas.errors import bad_argument, check_int, is_number
 
 
 def _is_real(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    return is_number(v) and math.isfinite(v)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,16 +76,19 @@ class TrainConfig:
         def check(name, ok, expected):
             if not ok:
                 raise bad_argument(f"TrainConfig.{name}", getattr(self, name), expected)
+            value = getattr(self, name)
+            if is_number(value) and type(value) not in (int, float):  # a NumPy scalar: keep to_dict JSON-ready
+                object.__setattr__(self, name, float(value))
 
-        check("epochs", _is_int(self.epochs) and self.epochs >= 1, "an integer >= 1")
-        check("batch_size", _is_int(self.batch_size) and self.batch_size >= 1, "an integer >= 1")
+        def integer(name, low, high=None, expected=None):
+            value = check_int(f"TrainConfig.{name}", getattr(self, name), low, high, expected=expected)
+            object.__setattr__(self, name, value)  # a NumPy integer as a Python one: keep to_dict JSON-ready
+
+        integer("epochs", 1)
+        integer("batch_size", 1)
         check("lr", _is_real(self.lr) and self.lr > 0, "a finite number > 0")
         check("lr_end", _is_real(self.lr_end) and self.lr_end >= 0, "a finite number >= 0")
-        check(
-            "warmup_epochs",
-            _is_int(self.warmup_epochs) and 0 <= self.warmup_epochs <= self.epochs,
-            f"an integer in [0, epochs={self.epochs}]",
-        )
+        integer("warmup_epochs", 0, self.epochs, f"an integer in [0, epochs={self.epochs}]")
         check("momentum", _is_real(self.momentum) and 0 <= self.momentum < 1, "a number in [0, 1)")
         check("nesterov", isinstance(self.nesterov, bool), "True or False")
         if self.nesterov and self.momentum == 0:
@@ -103,13 +102,13 @@ class TrainConfig:
         )
         check("aux_weight", _is_real(self.aux_weight) and self.aux_weight >= 0, "a finite number >= 0")
         check("grad_clip", self.grad_clip is None or (_is_real(self.grad_clip) and self.grad_clip > 0), "None or > 0")
-        check("crop_pad", _is_int(self.crop_pad) and self.crop_pad >= 0, "an integer >= 0")
+        integer("crop_pad", 0)
         check("flip", isinstance(self.flip, bool), "True or False")
-        check("cutout_size", _is_int(self.cutout_size) and self.cutout_size >= 0, "an integer >= 0")
+        integer("cutout_size", 0)
         check("bf16", isinstance(self.bf16, bool), "True or False")
-        check("seed", _is_int(self.seed) and self.seed >= 0, "an integer >= 0")
-        check("eval_batch_size", _is_int(self.eval_batch_size) and self.eval_batch_size >= 1, "an integer >= 1")
-        check("eval_every", _is_int(self.eval_every) and self.eval_every >= 1, "an integer >= 1")
+        integer("seed", 0)
+        integer("eval_batch_size", 1)
+        integer("eval_every", 1)
 
     def replace(self, **changes) -> TrainConfig:
         """A copy with ``changes`` applied (and validated)."""
@@ -133,8 +132,7 @@ def make_schedule(config: TrainConfig, steps_per_epoch: int) -> Callable:
     ``lr`` to ``lr_end`` that reaches ``lr_end`` exactly at step
     ``epochs * steps_per_epoch`` (and stays there).
     """
-    if not _is_int(steps_per_epoch) or steps_per_epoch < 1:
-        raise bad_argument("steps_per_epoch", steps_per_epoch, "an integer >= 1")
+    steps_per_epoch = check_int("steps_per_epoch", steps_per_epoch, 1)
     warm = config.warmup_epochs * steps_per_epoch
     decay = max(config.epochs * steps_per_epoch - warm, 1)
     lr, lr_end = config.lr, config.lr_end

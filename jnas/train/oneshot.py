@@ -1,0 +1,389 @@
+"""The bilevel one-shot loop shared by every method of ``jnas.train.oneshot_methods``.
+
+A supernet (``jnas.models.supernet``) is split into three states: the weights
+(``nnx.Param``), the architecture parameters (``ArchParam``) and the rest
+(BatchNorm statistics). Each step takes one batch of the *weight* half and
+one of the *architecture* half of the training data (DARTS: the training
+split is cut in two), both augmented, and
+
+1. updates the architecture on the architecture batch's loss
+   ``L_val(w, α)`` (first order: ``∇_α L_val(w, α)``; second order: DARTS's
+   unrolled gradient ``∇_α L_val(w', α) − ξ · (∇_α L_train(w⁺, α) −
+   ∇_α L_train(w⁻, α)) / 2ε`` with ``w' = w − ξ (∇_w L_train(w, α) + λ w)``,
+   ``w^± = w ± ε ∇_{w'} L_val(w', α)``, ``ε = 0.01 / ‖∇_{w'} L_val‖``, ``ξ``
+   the weights' current learning rate, ``λ`` their weight decay; the
+   virtual step leaves out momentum);
+2. updates the weights on the weight batch's loss with the new ``α``
+   (``TrainConfig``'s SGD: clip, weight decay, momentum, cosine schedule).
+
+BatchNorm statistics are updated by the weight step only. The steps are
+jitted once per run; with a ``mesh`` the batches are sharded over its
+``data`` axis and everything else is replicated, so a step on several
+devices computes the same as on one (up to summation order).
+``config.bf16`` computes the convolutions in bfloat16 (weights, gradients,
+optimizer states and losses stay float32), as ``jnas.train.loop`` does.
+
+``search_supernet`` runs the epochs; with ``checkpoint_dir`` it writes an
+orbax checkpoint after every epoch and resumes a rerun of the same search
+(same identity, config, key and data sizes; anything else is refused with
+``CheckpointMismatch``) after its last epoch, ending where an uninterrupted
+run ends.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from jnas.errors import JnasError, bad_argument, check_int
+from jnas.models.supernet import ArchParam, arch_weights, derive_argmax
+from jnas.train import checkpoint as ckpt
+from jnas.train.augment import augment_batch, eval_batch
+from jnas.train.data import epoch_batches
+from jnas.train.loop import _cast_floats, _check_resumable, _json, _key_data, _match_dtypes, pixel_stats
+from jnas.train.oneshot_methods import Method
+from jnas.train.optim import TrainConfig, cross_entropy, make_optimizer, make_schedule
+from jnas.train.sharding import batch_sharding, check_divisible, make_mesh, replicate, replicated
+
+#: DARTS's search recipe for the weights (the architecture optimiser belongs to the method)
+SEARCH_CONFIG = dict(epochs=50, batch_size=64, lr=0.025, lr_end=0.001, momentum=0.9, nesterov=False,
+                     weight_decay=3e-4, grad_clip=5.0, crop_pad=4, flip=True, cutout_size=0, eval_batch_size=256)
+#: DARTS's finite-difference radius numerator (ε = R / ‖v‖)
+FD_RADIUS = 0.01
+
+
+def search_config(epochs: int, seed: int = 0, overrides: dict | None = None) -> TrainConfig:
+    """The weights' ``TrainConfig`` of a one-shot search (``SEARCH_CONFIG``) with ``overrides``."""
+    return TrainConfig(**{**SEARCH_CONFIG, "epochs": epochs, "seed": seed}).replace(**(overrides or {}))
+
+
+class SupernetState(NamedTuple):
+    """The arrays of a supernet: weights, architecture parameters, everything else."""
+
+    params: Any
+    arch: Any
+    rest: Any
+
+
+def split_supernet(model: nnx.Module):
+    """``(graphdef, SupernetState)`` of a supernet."""
+    graphdef, arch, params, rest = nnx.split(model, ArchParam, nnx.Param, ...)
+    return graphdef, SupernetState(params, arch, rest)
+
+
+def _graphdef(model, *, train: bool, bf16: bool):
+    clone = nnx.clone(model)
+    clone.train() if train else clone.eval()
+    if bf16:
+        clone.set_attributes(dtype=jnp.bfloat16, raise_if_not_found=False)
+    graphdef, *_ = nnx.split(clone, ArchParam, nnx.Param, ...)
+    return graphdef
+
+
+def arch_value(arch_state) -> jax.Array:
+    """The architecture-parameter array of an ``ArchParam`` state."""
+    (leaf,) = jax.tree.leaves(arch_state)
+    return leaf
+
+
+def make_loss(graphdef, method: Method, cdtype=jnp.float32) -> Callable:
+    """``loss(params, arch, rest, x, y, key, progress, weights=None) -> (loss, (logits, rest))``.
+
+    ``x``: normalised float images; ``weights``: edge weights to use instead of
+    the method's relaxation (a concrete architecture's one-hot weights).
+    """
+
+    def loss(params, arch, rest, x, y, key, progress, weights=None):
+        p = _cast_floats(params, cdtype) if cdtype != jnp.float32 else params
+        model = nnx.merge(graphdef, arch, p, rest, copy=True)
+        w = method.edge_weights(arch_value(arch), key, progress) if weights is None else weights
+        logits = model(x.astype(cdtype), w).astype(jnp.float32)
+        value = cross_entropy(logits, y).mean()
+        *_, new_rest = nnx.split(model, ArchParam, nnx.Param, ...)
+        return value, (logits, _match_dtypes(new_rest, rest))
+
+    return loss
+
+
+def arch_gradient(loss: Callable, method: Method, params, arch, rest, xt, yt, xv, yv, key, progress, xi, wd):
+    """``(L_val, ∇_α)`` of the architecture step (first or second order, see the module docstring).
+
+    ``xt, yt``: a weight-half batch (second order only); ``xv, yv``: an
+    architecture-half batch; ``xi``: virtual step size; ``wd``: weight decay.
+    """
+    def lval(p, a):
+        return loss(p, a, rest, xv, yv, key, progress)[0]
+
+    def ltrain(p, a):
+        return loss(p, a, rest, xt, yt, key, progress)[0]
+
+    if not method.second_order:
+        return jax.value_and_grad(lval, argnums=1)(params, arch)
+    g_w = jax.grad(ltrain)(params, arch)
+    unrolled = jax.tree.map(lambda w, g: w - xi * (g + wd * w), params, g_w)
+    value, (d_w, d_a) = jax.value_and_grad(lval, argnums=(0, 1))(unrolled, arch)
+    eps = FD_RADIUS / jnp.maximum(optax.global_norm(d_w), 1e-12)
+    plus = jax.tree.map(lambda w, d: w + eps * d, params, d_w)
+    minus = jax.tree.map(lambda w, d: w - eps * d, params, d_w)
+    g_plus = jax.grad(ltrain, argnums=1)(plus, arch)
+    g_minus = jax.grad(ltrain, argnums=1)(minus, arch)
+    grad = jax.tree.map(lambda da, gp, gm: da - xi * (gp - gm) / (2 * eps), d_a, g_plus, g_minus)
+    return value, grad
+
+
+def make_search_step(graphdef, method: Method, w_opt: optax.GradientTransformation,
+                     a_opt: optax.GradientTransformation, config: TrainConfig, schedule, *, mean, std, mesh=None):
+    """Jitted ``(state, w_opt_state, a_opt_state, xt, yt, xv, yv, key, step, progress) -> (state, w_opt_state,
+    a_opt_state, metrics)``: one architecture step then one weight step.
+
+    Images ``uint8 [B, H, W, C]``, labels ``int32 [B]``; ``step``: the global
+    step number (learning rate ``schedule(step)``, the virtual step size of a
+    second-order method); ``progress``: fraction of the search done.
+    ``metrics``: ``train_loss``, ``train_correct``, ``val_loss``, ``val_correct``.
+    """
+    mean = np.asarray(mean, np.float32)
+    std = np.asarray(std, np.float32)
+    loss = make_loss(graphdef, method, jnp.bfloat16 if config.bf16 else jnp.float32)
+    wd = float(config.weight_decay)
+
+    def aug(k, x):
+        return augment_batch(k, x, mean=mean, std=std, crop_pad=config.crop_pad, flip=config.flip,
+                             cutout_size=config.cutout_size)
+
+    def step(state: SupernetState, w_state, a_state, xt, yt, xv, yv, key, n, progress):
+        k_t, k_v, k_arch, k_w = jax.random.split(key, 4)
+        xt, xv = aug(k_t, xt), aug(k_v, xv)
+        xi = schedule(n)
+        v_loss, g_a = arch_gradient(loss, method, state.params, state.arch, state.rest, xt, yt, xv, yv, k_arch,
+                                    progress, xi, wd)
+        upd, a_state = a_opt.update(g_a, a_state, state.arch)
+        arch = optax.apply_updates(state.arch, upd)
+        (t_loss, (logits, rest)), g_w = jax.value_and_grad(loss, has_aux=True)(
+            state.params, arch, state.rest, xt, yt, k_w, progress)
+        upd, w_state = w_opt.update(g_w, w_state, state.params)
+        params = optax.apply_updates(state.params, upd)
+        v_logits = loss(state.params, arch, state.rest, xv, yv, k_arch, progress)[1][0]
+        metrics = {
+            "train_loss": t_loss,
+            "train_correct": (jnp.argmax(logits, -1) == yt).sum(dtype=jnp.int32),
+            "val_loss": v_loss,
+            "val_correct": (jnp.argmax(v_logits, -1) == yv).sum(dtype=jnp.int32),
+        }
+        return SupernetState(params, arch, rest), w_state, a_state, metrics
+
+    mesh = make_mesh() if mesh is None else mesh
+    rep, bat = replicated(mesh), batch_sharding(mesh)
+    return jax.jit(step, in_shardings=(rep, rep, rep, bat, bat, bat, bat, rep, rep, rep),
+                   out_shardings=(rep, rep, rep, rep))
+
+
+def make_arch_eval(graphdef, method: Method, config: TrainConfig, *, mean, std, mesh=None):
+    """Jitted ``(state, weights, x, y, mask) -> (loss_sum, correct_sum)`` of the supernet with given edge
+    weights (inherited weights; BatchNorm on batch statistics, nothing updated) on one batch."""
+    mean = np.asarray(mean, np.float32)
+    std = np.asarray(std, np.float32)
+    loss = make_loss(graphdef, method, jnp.bfloat16 if config.bf16 else jnp.float32)
+
+    def run(state: SupernetState, weights, x, y, mask):
+        xn = eval_batch(x, mean=mean, std=std)
+        _, (logits, _) = loss(state.params, state.arch, state.rest, xn, y, jax.random.key(0), 0.0, weights)
+        ce = cross_entropy(logits, y)
+        m = mask.astype(jnp.float32)
+        return (ce * m).sum(), ((jnp.argmax(logits, -1) == y) * m).sum()
+
+    mesh = make_mesh() if mesh is None else mesh
+    rep, bat = replicated(mesh), batch_sharding(mesh)
+    return jax.jit(run, in_shardings=(rep, rep, bat, bat, bat), out_shardings=(rep, rep))
+
+
+def evaluate_weights(arch_eval, state, weights, data, batch_size: int, mesh) -> tuple[float, float]:
+    """``(mean loss, accuracy %)`` of the supernet with edge ``weights`` on ``data`` (padded last batch)."""
+    x, y = data
+    n = len(y)
+    bs = min(batch_size, n)
+    bs = -(-bs // mesh.devices.size) * mesh.devices.size
+    sharding = batch_sharding(mesh)
+    idx = epoch_batches(jax.random.key(0), n, bs, shuffle=False, drop_last=False)
+    total = correct = 0.0
+    for rows, mask in zip(idx.idx, idx.mask):
+        ls, c = arch_eval(state, weights, *(jax.device_put(a, sharding) for a in (x[rows], y[rows], mask)))
+        total, correct = total + float(ls), correct + float(c)
+    return total / n, 100.0 * correct / n
+
+
+@dataclasses.dataclass
+class SupernetResult:
+    """Outcome of ``search_supernet``: the derived architecture and the per-epoch history."""
+
+    derived: np.ndarray  # the final derived architecture (the space's array)
+    arch: np.ndarray  # final architecture parameters
+    history: list[dict]  # per epoch: losses, accuracies, derived arch (list), strengths, seconds
+    wall_seconds: float
+    resumed_from: int
+    state: SupernetState = dataclasses.field(repr=False, default=None)
+    graphdef: Any = dataclasses.field(repr=False, default=None)
+
+
+def split_half(data, key) -> tuple[tuple, tuple]:
+    """Cut ``(x, y)`` into the weight half and the architecture half (a keyed permutation; sizes ⌊n/2⌋, n-⌊n/2⌋)."""
+    x, y = data
+    order = np.asarray(jax.random.permutation(key, len(y)))
+    h = len(y) // 2
+    return (x[order[:h]], y[order[:h]]), (x[order[h:]], y[order[h:]])
+
+
+def search_supernet(
+    model: nnx.Module,
+    method: Method,
+    train_data,
+    config: TrainConfig,
+    *,
+    key: jax.Array,
+    space_obj=None,
+    mesh=None,
+    checkpoint_dir=None,
+    identity: dict | None = None,
+    mean=None,
+    std=None,
+    on_epoch: Callable[[dict], None] | None = None,
+    on_step: Callable[[int, int, dict], None] | None = None,
+) -> SupernetResult:
+    """Run a one-shot search of ``method`` on ``model`` for ``config.epochs`` epochs.
+
+    ``train_data``: ``(uint8 [N, H, W, C], int [N])``, cut in two halves
+    (weights / architecture) with a key derived from ``key``; every epoch
+    visits both halves in fresh orders, ``config.batch_size`` each (the
+    shorter half decides the steps). After each epoch the current
+    architecture is derived (``method.derive``; ANASOD-DNAS samples ``space_obj``
+    architectures and keeps the lowest supernet loss on the architecture
+    half) and recorded with the epoch's losses. ``on_step(i, n, metrics)``
+    after each step; ``on_epoch(record)`` after each epoch.
+    """
+    if not isinstance(config, TrainConfig):
+        raise bad_argument("config", type(config).__name__, "a TrainConfig")
+    check_int("epochs", config.epochs, 1)
+    if identity is not None:
+        identity = _json(dict(identity))
+    t_start = time.perf_counter()
+    x, y = np.asarray(train_data[0]), np.asarray(train_data[1]).astype(np.int32)
+    k_split, k_run = jax.random.split(key)
+    w_half, a_half = split_half((x, y), k_split)
+    mesh = make_mesh() if mesh is None else mesh
+    check_divisible(mesh, config.batch_size, "batch_size")
+    spe = min(len(w_half[1]), len(a_half[1])) // config.batch_size
+    if spe == 0:
+        raise bad_argument("batch_size", config.batch_size, f"at most half the training set ({len(w_half[1])})")
+    if mean is None or std is None:
+        mean, std = pixel_stats(x)
+    schedule = make_schedule(config, spe)
+    w_opt = make_optimizer(config, spe)
+    a_opt = method.arch_optimizer()
+    gd_train = _graphdef(model, train=True, bf16=config.bf16)
+    _, state = split_supernet(model)
+    state = replicate(mesh, jax.tree.map(jnp.copy, state))
+    w_state = replicate(mesh, w_opt.init(state.params))
+    a_state = replicate(mesh, a_opt.init(state.arch))
+    step_fn = make_search_step(gd_train, method, w_opt, a_opt, config, schedule, mean=mean, std=std, mesh=mesh)
+    arch_eval = make_arch_eval(gd_train, method, config, mean=mean, std=std, mesh=mesh)
+
+    meta = {"run": identity, "method": method.name, "options": method.settings(), "config": _json(config.to_dict()),
+            "steps_per_epoch": spe, "key": _key_data(key), "n_train": int(len(y))}
+    history: list[dict] = []
+    start, wall_before = 0, 0.0
+    opt_states = (w_state, a_state)
+    if checkpoint_dir is not None and ckpt.latest_epoch(checkpoint_dir) is not None:
+        _check_resumable(checkpoint_dir, ckpt.read_meta(checkpoint_dir), meta)
+        found = ckpt.restore(checkpoint_dir, state=state, opt_state=opt_states, key=key)
+        state, opt_states = found.state, found.opt_state
+        start, history = found.epoch, found.history
+        wall_before = float(found.meta.get("wall_seconds", 0.0))
+    w_state, a_state = opt_states
+    resumed_from = start
+    sharding = batch_sharding(mesh)
+    derived = None if not history else _array(history[-1]["derived"])
+    for epoch in range(start, config.epochs):
+        t0 = time.perf_counter()
+        k_epoch = jax.random.fold_in(k_run, epoch)
+        k_pw, k_pa, k_steps, k_derive = jax.random.split(k_epoch, 4)
+        order_w = epoch_batches(k_pw, len(w_half[1]), config.batch_size).idx[:spe]
+        order_a = epoch_batches(k_pa, len(a_half[1]), config.batch_size).idx[:spe]
+        keys = jax.random.split(k_steps, spe)
+        sums = {"train_loss": 0.0, "train_correct": 0, "val_loss": 0.0, "val_correct": 0}
+        for i in range(spe):
+            batch = [jax.device_put(a, sharding) for a in (w_half[0][order_w[i]], w_half[1][order_w[i]],
+                                                           a_half[0][order_a[i]], a_half[1][order_a[i]])]
+            progress = jnp.float32(epoch / config.epochs)
+            state, w_state, a_state, m = step_fn(state, w_state, a_state, *batch, keys[i],
+                                                 jnp.int32(epoch * spe + i), progress)
+            sums = {k: sums[k] + m[k] for k in sums}
+            if on_step is not None:
+                on_step(i + 1, spe, {k: float(v) for k, v in m.items()})
+        train_loss = float(sums["train_loss"]) / spe
+        if not math.isfinite(train_loss):
+            raise JnasError(f"supernet training diverged: mean loss {train_loss} in epoch {epoch + 1}")
+        arch = np.asarray(arch_value(state.arch))
+        derived, derive_loss = derive(method, state, arch, arch_eval, a_half, config, mesh, k_derive, space_obj)
+        n_seen = spe * config.batch_size
+        record = {
+            "epoch": epoch + 1,
+            "train_loss": train_loss,
+            "train_acc": 100.0 * int(sums["train_correct"]) / n_seen,
+            "val_loss": float(sums["val_loss"]) / spe,
+            "val_acc": 100.0 * int(sums["val_correct"]) / n_seen,
+            "lr": float(schedule((epoch + 1) * spe)),
+            "derived": derived.tolist(),
+            "derived_val_loss": derive_loss,
+            "arch": arch.tolist(),
+            "seconds": time.perf_counter() - t0,
+        }
+        history.append(record)
+        if checkpoint_dir is not None:
+            ckpt.save(checkpoint_dir, epoch + 1, state=state, opt_state=(w_state, a_state), key=key,
+                      history=history, meta={**meta, "wall_seconds": wall_before + time.perf_counter() - t_start})
+        if on_epoch is not None:
+            on_epoch(dict(record))
+    return SupernetResult(
+        derived=_array(history[-1]["derived"]),
+        arch=np.asarray(history[-1]["arch"], np.float32),
+        history=history,
+        wall_seconds=wall_before + time.perf_counter() - t_start,
+        resumed_from=resumed_from,
+        state=state,
+        graphdef=gd_train,
+    )
+
+
+def _array(derived) -> np.ndarray:
+    return np.asarray(derived, np.int8)
+
+
+def derive(method: Method, state, arch: np.ndarray, arch_eval, data, config: TrainConfig, mesh, key, space_obj):
+    """``(architecture, its supernet loss on data or None)``: the method's derivation rule."""
+    space = method.space
+    if method.derive == "argmax":
+        return derive_argmax(space, np.asarray(method.strengths(jnp.asarray(arch)))), None
+    from jnas.encodings import opdist
+
+    if space_obj is None:
+        raise bad_argument("space_obj", None, f"the {space} Space object (method {method.name} samples cells)")
+    counts = opdist.round_to_grid(jnp.asarray(arch), opdist.n_slots(space_obj))
+    best, best_loss = None, math.inf
+    for k in jax.random.split(key, method.derive_samples):
+        cand = np.asarray(opdist.decode(k, counts, space_obj))
+        loss, _ = evaluate_weights(arch_eval, state, arch_weights(space, cand), data, config.eval_batch_size, mesh)
+        if loss < best_loss:
+            best, best_loss = cand, loss
+    return best.astype(np.int8), best_loss
+
+
+__all__ = ["SEARCH_CONFIG", "SupernetResult", "SupernetState", "arch_gradient", "arch_value", "derive",
+           "evaluate_weights", "make_arch_eval", "make_loss", "make_search_step", "search_config",
+           "search_supernet", "split_half", "split_supernet"]

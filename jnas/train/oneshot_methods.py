@@ -1,0 +1,257 @@
+"""One-shot NAS methods: a relaxation, an architecture update and a derivation rule each.
+
+The bilevel loop (``jnas.train.oneshot``) is the same for every method; a
+method says
+
+* ``init_arch(space, key)``: the initial architecture parameters (held by the
+  supernet as its ``ArchParam``);
+* ``edge_weights(arch, key, progress)``: the supernet's edge weights
+  (``jnas.models.supernet.edge_weight_shape``) from the parameters; ``key``
+  for stochastic relaxations, ``progress`` in ``[0, 1]`` (epochs done /
+  epochs) for annealing;
+* ``arch_optimizer()``: an optax transformation of the architecture step;
+  ``second_order``: whether the architecture gradient is DARTS's unrolled one;
+* ``strengths(arch)``: per-edge op strengths (what is reported each epoch
+  and what an arg-max derivation reads);
+* ``derive``: ``"argmax"`` (``jnas.models.supernet.derive_argmax`` of the
+  strengths) or ``"sample"`` (ANASOD-DNAS: cells sampled from the learned
+  distribution, the best by supernet validation loss kept).
+
+Methods (``METHODS``; options settable with ``--set``):
+
+``darts`` / ``darts2``
+    Liu et al. (ICLR 2019): per-edge logits ``α`` (init ``1e-3·N(0, 1)``),
+    weights ``softmax(α)``; Adam lr 3e-4, betas (0.5, 0.999), weight decay
+    1e-3 (L2, added to the gradient as in PyTorch's Adam). ``darts2`` uses the
+    second-order (unrolled) gradient with the finite-difference
+    Hessian-vector product, virtual step size = the weights' current
+    learning rate, ``ε = 0.01 / ‖∇_w' L_val‖``.
+``gdas``
+    Dong & Yang (CVPR 2019): per-edge logits; weights are a hard one-hot
+    Gumbel-softmax sample, ``one_hot(argmax((α + g) / τ))`` in the forward
+    pass and the gradient of ``softmax((α + g) / τ)`` in the backward pass
+    (straight-through). ``τ`` falls linearly from ``tau_max = 10`` to
+    ``tau_min = 0.1`` over the search. Same Adam as DARTS.
+``anasod-dnas``
+    Wan et al., Algorithm 1: one operation distribution ``p̃`` per cell type
+    (NB201: ``[1, 5]``; DARTS: ``[2, 7]``, normal and reduce, without
+    ``none``) shared by all edges of the cell, initialised uniform; the step
+    is exponentiated gradient (mirror descent on the simplex: ``p ← p ·
+    exp(-η g)``, renormalised), ``η = lr = 0.1`` (GAEA's default, which
+    ANASOD's implementation builds on). Derivation: ``derive_samples = 10``
+    cells whose op counts are the Bomze rounding of ``N · p̃``
+    (``jnas.encodings.opdist``), placed on random edges (random wiring on
+    DARTS), the one with the lowest supernet validation loss kept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jnas.errors import JnasError
+from jnas.models.supernet import SPACES, edge_weight_shape
+
+
+@dataclasses.dataclass(frozen=True)
+class MethodOption:
+    """A method option settable with ``--set name=value``."""
+
+    name: str
+    type: type
+    default: Any
+    expected: str
+    check: Callable[[Any], bool] = lambda v: True
+
+
+def _positive(v) -> bool:
+    return v > 0 and math.isfinite(v)
+
+
+_ADAM = (
+    MethodOption("arch_lr", float, 3e-4, "a positive number", _positive),
+    MethodOption("arch_weight_decay", float, 1e-3, "a number >= 0", lambda v: v >= 0 and math.isfinite(v)),
+)
+
+
+class Method:
+    """Base class of the one-shot methods (see the module docstring)."""
+
+    name: str = ""
+    spaces: tuple[str, ...] = SPACES
+    options: tuple[MethodOption, ...] = ()
+    second_order: bool = False
+    derive: str = "argmax"
+
+    def __init__(self, space: str, **opts):
+        if space not in self.spaces:
+            raise JnasError(f"--space: got {space!r}, expected one of {', '.join(self.spaces)} (the spaces "
+                            f"method {self.name} supports)")
+        self.space = space
+        known = {o.name: o for o in self.options}
+        for k in opts:
+            if k not in known:
+                valid = ", ".join(known) or "none"
+                raise JnasError(f"--set {k}: unknown option for method {self.name!r}; valid options: {valid}")
+        for o in self.options:
+            v = opts.get(o.name, o.default)
+            try:
+                v = o.type(v)
+            except (TypeError, ValueError):
+                raise JnasError(f"--set {o.name}: got {v!r}, expected {o.expected}") from None
+            if not o.check(v):
+                raise JnasError(f"--set {o.name}: got {v!r}, expected {o.expected}")
+            setattr(self, o.name, v)
+        self.validate()
+
+    def validate(self) -> None:
+        """Cross-option checks (override)."""
+
+    def settings(self) -> dict:
+        """Option values in force (JSON-ready)."""
+        return {o.name: getattr(self, o.name) for o in self.options}
+
+    def init_arch(self, key) -> jax.Array:
+        raise NotImplementedError
+
+    def edge_weights(self, arch, key, progress) -> jax.Array:
+        raise NotImplementedError
+
+    def arch_optimizer(self) -> optax.GradientTransformation:
+        raise NotImplementedError
+
+    def strengths(self, arch) -> jax.Array:
+        """Per-edge op strengths, shaped like the edge weights."""
+        raise NotImplementedError
+
+
+class Darts(Method):
+    """First-order DARTS: softmax over per-edge logits, Adam on the validation loss."""
+
+    name = "darts"
+    options = _ADAM
+
+    def init_arch(self, key):
+        return 1e-3 * jax.random.normal(key, edge_weight_shape(self.space), jnp.float32)
+
+    def edge_weights(self, arch, key, progress):
+        return jax.nn.softmax(arch, axis=-1)
+
+    def arch_optimizer(self):
+        # PyTorch Adam's weight_decay is L2 added to the gradient before the moments
+        return optax.chain(optax.add_decayed_weights(self.arch_weight_decay),
+                           optax.adam(self.arch_lr, b1=0.5, b2=0.999))
+
+    def strengths(self, arch):
+        return jax.nn.softmax(arch, axis=-1)
+
+
+class Darts2(Darts):
+    """Second-order DARTS: the unrolled architecture gradient (finite-difference Hessian-vector product)."""
+
+    name = "darts2"
+    second_order = True
+
+
+class GDAS(Darts):
+    """GDAS: straight-through hard Gumbel-softmax samples, temperature annealed linearly."""
+
+    name = "gdas"
+    options = _ADAM + (
+        MethodOption("tau_max", float, 10.0, "a positive number", _positive),
+        MethodOption("tau_min", float, 0.1, "a positive number", _positive),
+    )
+
+    def validate(self):
+        if self.tau_min > self.tau_max:
+            raise JnasError(f"--set tau_min: got {self.tau_min}, expected at most tau_max={self.tau_max}")
+
+    def tau(self, progress):
+        """Gumbel-softmax temperature after ``progress`` (fraction of the search done)."""
+        return self.tau_max - (self.tau_max - self.tau_min) * progress
+
+    def edge_weights(self, arch, key, progress):
+        g = jax.random.gumbel(key, arch.shape, arch.dtype)
+        soft = jax.nn.softmax((arch + g) / self.tau(progress), axis=-1)
+        hard = jax.nn.one_hot(jnp.argmax(soft, axis=-1), arch.shape[-1], dtype=soft.dtype)
+        return hard - jax.lax.stop_gradient(soft) + soft
+
+
+def exponentiated_gradient(lr: float) -> optax.GradientTransformation:
+    """Mirror descent on the simplex (last axis): ``p ← p · exp(-lr · g) / Σ``; updates are ``new - p``."""
+
+    def init(params):
+        return optax.EmptyState()
+
+    def update(grads, state, params):
+        def one(g, p):
+            # log-domain for stability: a large step must not overflow exp
+            logits = jnp.log(jnp.clip(p, 1e-30)) - lr * g
+            return jax.nn.softmax(logits, axis=-1) - p
+
+        return jax.tree.map(one, grads, params), state
+
+    return optax.GradientTransformation(init, update)
+
+
+class AnasodDNAS(Method):
+    """ANASOD-DNAS: one operation distribution per cell type shared by its edges; mirror descent; sampled cells."""
+
+    name = "anasod-dnas"
+    derive = "sample"
+    options = (
+        MethodOption("arch_lr", float, 0.1, "a positive number", _positive),
+        MethodOption("derive_samples", int, 10, "an integer >= 1", lambda v: v >= 1),
+    )
+
+    def validate(self):
+        shape = edge_weight_shape(self.space)
+        # NB201: one cell, all 5 ops; DARTS: normal and reduce cells, the 7 ops other than `none`
+        self.dist_shape = (1, shape[-1]) if self.space == "nb201" else (shape[0], shape[-1] - 1)
+
+    def init_arch(self, key):
+        return jnp.full(self.dist_shape, 1.0 / self.dist_shape[-1], jnp.float32)
+
+    def edge_weights(self, arch, key, progress):
+        return self.strengths(arch)
+
+    def strengths(self, arch):
+        shape = edge_weight_shape(self.space)
+        if self.space == "nb201":
+            return jnp.broadcast_to(arch[0], shape)
+        full = jnp.concatenate([jnp.zeros((shape[0], 1), arch.dtype), arch], axis=-1)  # `none` gets 0
+        return jnp.broadcast_to(full[:, None, :], shape)
+
+    def arch_optimizer(self):
+        return exponentiated_gradient(self.arch_lr)
+
+
+#: method name -> class
+METHODS: dict[str, type[Method]] = {m.name: m for m in (Darts, Darts2, GDAS, AnasodDNAS)}
+
+
+def make_method(name: str, space: str, **opts) -> Method:
+    """The method ``name`` on ``space`` with ``opts``; a one-line ``JnasError`` for unknown names."""
+    if name not in METHODS:
+        import difflib
+
+        close = difflib.get_close_matches(str(name), METHODS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise JnasError(f"--method: got {name!r}, expected one of {', '.join(METHODS)}{hint}")
+    return METHODS[name](space, **opts)
+
+
+class ArchStep(NamedTuple):
+    """What the architecture update of one step needs besides the weights."""
+
+    xi: jax.Array  # virtual step size of the unrolled gradient (the weights' learning rate now)
+    weight_decay: float  # of the weights, in the virtual step
+
+
+__all__ = ["METHODS", "AnasodDNAS", "Darts", "Darts2", "GDAS", "Method", "MethodOption", "exponentiated_gradient",
+           "make_method"]
