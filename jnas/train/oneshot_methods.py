@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -244,13 +244,6 @@ def make_method(name: str, space: str, **opts) -> Method:
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise JnasError(f"--method: got {name!r}, expected one of {', '.join(METHODS)}{hint}")
     return METHODS[name](space, **opts)
-
-
-class ArchStep(NamedTuple):
-    """What the architecture update of one step needs besides the weights."""
-
-    xi: jax.Array  # virtual step size of the unrolled gradient (the weights' learning rate now)
-    weight_decay: float  # of the weights, in the virtual step
 
 
 __all__ = ["METHODS", "AnasodDNAS", "Darts", "Darts2", "GDAS", "Method", "MethodOption", "exponentiated_gradient",
