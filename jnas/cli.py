@@ -1,4 +1,4 @@
-"""The ``jnas`` command: search, compare, list, query, describe, train, data."""
+"""The ``jnas`` command: search, compare, list, query, describe, train, supernet, data."""
 
 from __future__ import annotations
 
@@ -358,6 +358,62 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_supernet(args) -> int:
+    from tqdm import tqdm
+
+    from jnas.runs.supernet import check_supernet_args, run_supernet
+    from jnas.train.loop import CheckpointMismatch
+
+    method_opts, model, config = _typed_sets(args.set), _typed_sets(args.model, "--model"), _typed_sets(
+        args.config, "--config")
+    check_supernet_args(args.space, args.method, args.epochs, method_opts, model, config, args.seed)
+    # one bar per epoch over its steps (stderr, terminals only); one line per epoch on stdout
+    state = {"bar": None, "epoch": 0, "done": 0}
+
+    def on_step(i: int, n: int, m: dict) -> None:
+        if state["bar"] is None:
+            state["bar"] = tqdm(total=n, desc=f"epoch {state['epoch'] + 1}/{args.epochs}", unit="step",
+                                file=sys.stderr, leave=False, disable=None if args.progress else True)
+        bar = state["bar"]
+        bar.set_postfix_str(f"train {m['train_loss']:.3f}  val {m['val_loss']:.3f}", refresh=False)
+        bar.update(i - bar.n)
+
+    def on_epoch(rec: dict) -> None:
+        if state["bar"] is not None:
+            state["bar"].close()
+            state["bar"] = None
+        state["epoch"] = state["done"] = rec["epoch"]
+        acc = rec.get("nb201_cifar10_test_acc")
+        looked = "" if acc is None else f"  cifar10 test {acc:.2f}%"
+        print(f"epoch {rec['epoch']:3d}  train loss {rec['train_loss']:.4f} acc {rec['train_acc']:6.2f}%  "
+              f"val loss {rec['val_loss']:.4f} acc {rec['val_acc']:6.2f}%  ({rec['seconds']:.1f} s)  "
+              f"{rec['derived_arch']}{looked}", flush=True)
+
+    try:
+        record = run_supernet(args.space, args.method, data=args.data, epochs=args.epochs, out=args.out,
+                              seed=args.seed, method_options=method_opts, model_options=model,
+                              config_overrides=config, on_epoch=on_epoch, on_step=on_step)
+    except CheckpointMismatch as e:
+        raise JnasError(f"--out {args.out} holds a checkpoint of a different run ({'; '.join(e.differences)}); "
+                        "use another --out or delete it") from None
+    except KeyboardInterrupt:
+        kept = (f"epochs 1..{state['done']} are checkpointed in {Path(args.out) / 'checkpoints'}; rerun the same "
+                "command to resume" if state["done"] else "no epoch had finished")
+        raise Interrupted(f"interrupted: {args.method} on {args.space}: {kept}") from None
+    finally:
+        if state["bar"] is not None:
+            state["bar"].close()
+    looked = record.get("nb201_test_acc")
+    extra = "" if not looked else "  nb201 test " + "  ".join(
+        f"{d} {'-' if v is None else f'{v:.2f}%'}" for d, v in looked.items())
+    resumed = f"  resumed after epoch {record['resumed_from']}" if record["resumed_from"] else ""
+    print(f"derived {record['derived_arch']}{extra}  ({record['wall_seconds']:.0f} s){resumed}  "
+          f"-> {Path(args.out) / 'result.json'}")
+    if record.get("nb201_lookup_error"):
+        print(f"jnas: note: no NB201 look-up ({record['nb201_lookup_error']})", file=sys.stderr)
+    return 0
+
+
 def cmd_prepare(args) -> int:
     from jnas.train.data import prepare
 
@@ -468,6 +524,25 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     t.set_defaults(func=cmd_train)
 
+    sn = sub.add_parser("supernet", help="one-shot search: train a weight-sharing supernet, derive a cell; "
+                        "writes OUT/result.json")
+    sn.add_argument("--space", required=True, help="nb201 or darts")
+    sn.add_argument("--method", required=True, help="darts, darts2 (second order), gdas or anasod-dnas")
+    sn.add_argument("--data", default="cifar10_subset",
+                    help="cifar10_subset (default), a prepared TFDS name, or an .npz path; the training split is "
+                         "cut into a weight half and an architecture half")
+    sn.add_argument("--epochs", type=int, required=True, help="search epochs (DARTS: 50; ANASOD-DNAS: 20)")
+    sn.add_argument("--out", required=True, help="result folder (holds checkpoints: a rerun resumes)")
+    sn.add_argument("--seed", type=int, default=0, help="seed of the weights, architecture init and data order")
+    sn.add_argument("--set", action="append", metavar="KEY=VALUE",
+                    help="method option, e.g. tau_min=0.5 (gdas) or arch_lr=1e-3")
+    sn.add_argument("--model", action="append", metavar="KEY=VALUE",
+                    help="supernet option: channels, cells_per_stage (nb201) or layers (darts)")
+    sn.add_argument("--config", action="append", metavar="KEY=VALUE",
+                    help="weight training option (TrainConfig field), e.g. batch_size=96 or bf16=true")
+    sn.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    sn.set_defaults(func=cmd_supernet)
+
     ls = sub.add_parser("list", help="spaces, benchmarks, strategies, metrics")
     ls.add_argument("--metrics", action="store_true", help="also list every benchmark's metrics")
     ls.set_defaults(func=cmd_list)
@@ -514,7 +589,7 @@ def _persistent_compile_cache() -> None:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command in ("describe", "train"):
+    if args.command in ("describe", "train", "supernet"):
         _persistent_compile_cache()
     try:
         return args.func(args)

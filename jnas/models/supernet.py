@@ -190,14 +190,19 @@ NETWORK_OPTIONS = {
 }
 
 
-def build_supernet(space: str, arch_init, *, num_classes: int, rngs: nnx.Rngs, **options) -> nnx.Module:
-    """The supernet of ``space`` holding ``arch_init`` as its ``ArchParam``; ``options``: ``NETWORK_OPTIONS``."""
+def check_supernet_options(space: str, options: dict) -> dict:
+    """Every ``NETWORK_OPTIONS`` value of ``space`` (``options`` over the defaults); one-line errors."""
     edge_weight_shape(space)
     known = NETWORK_OPTIONS[space]
     for k in options:
         if k not in known:
             raise bad_argument("--model", k, f"a supernet option of {space}: {', '.join(known)}")
-    opts = {k: check_int(k, options.get(k, v), 1) for k, v in known.items()}
+    return {k: check_int(f"--model {k}", options.get(k, v), 1) for k, v in known.items()}
+
+
+def build_supernet(space: str, arch_init, *, num_classes: int, rngs: nnx.Rngs, **options) -> nnx.Module:
+    """The supernet of ``space`` holding ``arch_init`` as its ``ArchParam``; ``options``: ``NETWORK_OPTIONS``."""
+    opts = check_supernet_options(space, options)
     num_classes = check_int("num_classes", num_classes, 1)
     cls = NB201Supernet if space == "nb201" else DartsSupernet
     return cls(arch_init, num_classes=num_classes, rngs=rngs, **opts)
@@ -250,5 +255,6 @@ def derive_argmax(space: str, strength: np.ndarray) -> np.ndarray:
 
 __all__ = [
     "ArchParam", "DartsSearchCell", "DartsSupernet", "MixedOp", "NB201SearchCell", "NB201Supernet",
-    "NETWORK_OPTIONS", "SPACES", "arch_weights", "build_supernet", "derive_argmax", "edge_weight_shape", "op_names",
+    "NETWORK_OPTIONS", "SPACES", "arch_weights", "build_supernet", "check_supernet_options",
+    "derive_argmax", "edge_weight_shape", "op_names",
 ]

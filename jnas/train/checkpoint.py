@@ -110,13 +110,45 @@ def read_meta(directory, epoch: int | None = None) -> dict:
     Lets a caller check what run a checkpoint belongs to before restoring
     arrays of a possibly different shape.
     """
+    return dict(_read_record(directory, epoch)["meta"])
+
+
+def read_history(directory, epoch: int | None = None) -> list:
+    """The per-epoch ``history`` saved with the checkpoint of ``epoch`` (default: the newest), arrays left unread."""
+    return list(_read_record(directory, epoch)["history"])
+
+
+def _read_record(directory, epoch: int | None) -> dict:
     mngr = _manager(directory, None)
     try:
         step = _step(mngr, directory, epoch)
-        out = mngr.restore(step, args=ocp.args.Composite(**{_META: ocp.args.JsonRestore()}))
+        try:
+            out = mngr.restore(step, args=ocp.args.Composite(**{_META: ocp.args.JsonRestore()}))
+            record = out[_META]
+            if not isinstance(record, dict) or "meta" not in record or "history" not in record:
+                raise ValueError("no meta/history record")
+        except JnasError:
+            raise
+        except Exception as e:  # noqa: BLE001 — whatever orbax raises on a damaged folder, say it in one line
+            raise JnasError(f"checkpoint_dir: checkpoint {step} in {directory} is unreadable ({_first_line(e)}); "
+                            "delete it or use a fresh directory") from None
     finally:
         mngr.close()
-    return dict(out[_META]["meta"])
+    return record
+
+
+def _check_array_files(directory, step: int) -> None:
+    """Refuse an arrays folder with its data files gone before tensorstore trips over it (noisily, in threads)."""
+    arrays = Path(directory).resolve() / str(step) / _ARRAYS
+    data = [p for p in arrays.rglob("*") if p.is_file() and p.parent.name == "d"]
+    if not (arrays / "manifest.ocdbt").is_file() or not data:
+        raise JnasError(f"checkpoint_dir: checkpoint {step} in {directory} is unreadable (its array files are "
+                        "missing); delete it or use a fresh directory")
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0]}" if text else type(e).__name__
 
 
 def restore(directory, *, state, opt_state, key, epoch: int | None = None) -> Checkpoint:
@@ -130,6 +162,7 @@ def restore(directory, *, state, opt_state, key, epoch: int | None = None) -> Ch
     mngr = _manager(directory, None)
     try:
         step = _step(mngr, directory, epoch)
+        _check_array_files(directory, step)
         try:
             out = mngr.restore(
                 step,
@@ -139,9 +172,15 @@ def restore(directory, *, state, opt_state, key, epoch: int | None = None) -> Ch
             )
         except (ValueError, KeyError, TypeError) as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            if any(w in first for w in ("NOT_FOUND", "DATA_LOSS", "Error reading")):
+                raise JnasError(f"checkpoint_dir: checkpoint {step} in {directory} is unreadable "
+                                f"({first[:160]}...); delete it or use a fresh directory") from None
             raise JnasError(
                 f"checkpoint_dir: checkpoint {step} in {directory} does not match this model ({first})"
             ) from e
+        except Exception as e:  # noqa: BLE001 — missing or damaged array files
+            raise JnasError(f"checkpoint_dir: checkpoint {step} in {directory} is unreadable ({_first_line(e)}); "
+                            "delete it or use a fresh directory") from None
     finally:
         mngr.close()
     arrays = _rewrap(out[_ARRAYS], target)
@@ -156,4 +195,4 @@ def restore(directory, *, state, opt_state, key, epoch: int | None = None) -> Ch
     )
 
 
-__all__ = ["Checkpoint", "latest_epoch", "read_meta", "restore", "save"]
+__all__ = ["Checkpoint", "latest_epoch", "read_history", "read_meta", "restore", "save"]

@@ -240,6 +240,21 @@ def split_half(data, key) -> tuple[tuple, tuple]:
     return (x[order[:h]], y[order[:h]]), (x[order[h:]], y[order[h:]])
 
 
+def search_halves(train_data, key) -> tuple[tuple, tuple, jax.Array]:
+    """``(weight half, architecture half, key of the epochs)`` that ``search_supernet`` derives from ``key``."""
+    k_split, k_run = jax.random.split(key)
+    x, y = np.asarray(train_data[0]), np.asarray(train_data[1]).astype(np.int32)
+    w_half, a_half = split_half((x, y), k_split)
+    return w_half, a_half, k_run
+
+
+def restore_supernet(checkpoint_dir, model: nnx.Module, method: Method, config: TrainConfig) -> SupernetState:
+    """The ``SupernetState`` of the newest checkpoint a ``search_supernet`` of ``model`` wrote in ``checkpoint_dir``."""
+    _, state = split_supernet(model)
+    opt_states = (make_optimizer(config, 1).init(state.params), method.arch_optimizer().init(state.arch))
+    return ckpt.restore(checkpoint_dir, state=state, opt_state=opt_states, key=jax.random.key(0)).state
+
+
 def search_supernet(
     model: nnx.Module,
     method: Method,
@@ -274,8 +289,7 @@ def search_supernet(
         identity = _json(dict(identity))
     t_start = time.perf_counter()
     x, y = np.asarray(train_data[0]), np.asarray(train_data[1]).astype(np.int32)
-    k_split, k_run = jax.random.split(key)
-    w_half, a_half = split_half((x, y), k_split)
+    w_half, a_half, k_run = search_halves((x, y), key)
     mesh = make_mesh() if mesh is None else mesh
     check_divisible(mesh, config.batch_size, "batch_size")
     spe = min(len(w_half[1]), len(a_half[1])) // config.batch_size
@@ -385,5 +399,5 @@ def derive(method: Method, state, arch: np.ndarray, arch_eval, data, config: Tra
 
 
 __all__ = ["SEARCH_CONFIG", "SupernetResult", "SupernetState", "arch_gradient", "arch_value", "derive",
-           "evaluate_weights", "make_arch_eval", "make_loss", "make_search_step", "search_config",
-           "search_supernet", "split_half", "split_supernet"]
+           "evaluate_weights", "make_arch_eval", "make_loss", "make_search_step", "restore_supernet",
+           "search_config", "search_halves", "search_supernet", "split_half", "split_supernet"]

@@ -54,7 +54,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jnas.errors import JnasError
+from jnas.errors import JnasError, is_int, is_number
 from jnas.models.supernet import SPACES, edge_weight_shape
 
 
@@ -100,13 +100,10 @@ class Method:
                 raise JnasError(f"--set {k}: unknown option for method {self.name!r}; valid options: {valid}")
         for o in self.options:
             v = opts.get(o.name, o.default)
-            try:
-                v = o.type(v)
-            except (TypeError, ValueError):
-                raise JnasError(f"--set {o.name}: got {v!r}, expected {o.expected}") from None
-            if not o.check(v):
+            typed = is_int(v) if o.type is int else is_number(v)  # never round 2.5 to 2 or read True as 1.0
+            if not typed or not o.check(v):
                 raise JnasError(f"--set {o.name}: got {v!r}, expected {o.expected}")
-            setattr(self, o.name, v)
+            setattr(self, o.name, o.type(v))
         self.validate()
 
     def validate(self) -> None:

@@ -1,0 +1,267 @@
+"""A one-shot search, end to end: what ``jnas supernet`` runs.
+
+``run_supernet`` checks every argument, loads the training split, builds the
+supernet of the space with the method's initial architecture parameters,
+runs ``jnas.train.oneshot.search_supernet`` with a checkpoint per epoch in
+``out/checkpoints`` (a rerun of the same command resumes; a different run in
+that folder is refused) and writes ``out/result.json``:
+
+* ``derived_arch``: the final derived architecture in the space's notation;
+* ``history``: per epoch the weight-half (``train_*``) and architecture-half
+  (``val_*``) losses and accuracies, the derived architecture
+  (``derived_arch``), the architecture parameters (``arch``: logits, or
+  ANASOD-DNAS's distribution) and, for NB201, the derived cell's looked-up
+  CIFAR-10 test accuracy (``nb201_cifar10_test_acc``) and its share of
+  ``skip_connect``/``none`` edges;
+* ``nb201_test_acc`` (NB201 only): dataset → the final cell's 200-epoch
+  test accuracy in the NAS-Bench-201 table, for ``cifar10``, ``cifar100``
+  and ``imagenet16-120``.
+
+``load_supernet_run(out)`` rebuilds the trained supernet of a finished run
+as a ``jnas.benchmarks.supernet.SupernetEvaluator`` (inherited weights).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from jnas.errors import JnasError, bad_argument, check_int
+
+#: the NB201 tables a derived cell is looked up in
+NB201_DATASETS = ("cifar10", "cifar100", "imagenet16-120")
+RESULT_FILE = "result.json"
+
+
+def check_supernet_args(space: str, method: str, epochs, method_options: dict | None = None,
+                        model_options: dict | None = None, config_overrides: dict | None = None, seed: int = 0):
+    """``(method, config)`` after checking everything that needs no data (one-line errors naming the flag)."""
+    from jnas.models.supernet import SPACES, check_supernet_options
+    from jnas.train.oneshot import search_config
+    from jnas.train.oneshot_methods import make_method
+
+    if space not in SPACES:
+        raise JnasError(f"--space: got {space!r}, expected one of {', '.join(SPACES)} (the spaces with a supernet)")
+    m = make_method(method, space, **dict(method_options or {}))
+    epochs = check_int("--epochs", epochs, 1, expected="a positive integer")
+    check_supernet_options(space, dict(model_options or {}))
+    overrides = dict(config_overrides or {})
+    for key, flag in (("seed", "--seed"), ("epochs", "--epochs")):
+        if key in overrides:
+            raise JnasError(f"--config {key}: set it with {flag}, not --config")
+    config = search_config(epochs, seed, overrides)
+    return m, config
+
+
+def _load_train(data: str, data_dir):
+    from jnas.train.data import dataset_stats, load_split
+
+    if not isinstance(data, str) or not data:
+        raise bad_argument("--data", data, "a dataset name, e.g. cifar10_subset")
+    try:
+        train = load_split(data, "train", data_dir=data_dir)
+        mean, std = dataset_stats(data, data_dir=data_dir)
+    except JnasError as e:
+        raise JnasError(f"--data: {e}") from None
+    return train, mean, std
+
+
+def _identity(space: str, data: str, model_options: dict, num_classes: int) -> dict:
+    from jnas.models.supernet import NETWORK_OPTIONS
+
+    if data.endswith(".npz"):
+        data = str(Path(data).expanduser().resolve())
+    return {"space": space, "data": data, "num_classes": num_classes,
+            "model_options": {**NETWORK_OPTIONS[space], **model_options}}
+
+
+class NB201Lookup:
+    """Test accuracies of NB201 cells in the NAS-Bench-201 tables (loaded on first use)."""
+
+    def __init__(self):
+        self._benches: dict | None = None
+        self.error: str | None = None
+
+    def _load(self):
+        if self._benches is None and self.error is None:
+            from jnas.benchmarks import get_benchmark
+
+            try:
+                self._benches = {d: get_benchmark(f"nb201/{d}") for d in NB201_DATASETS}
+            except JnasError as e:
+                self.error = str(e)
+        return self._benches
+
+    def test_acc(self, arch, datasets=NB201_DATASETS) -> dict | None:
+        """``{dataset: 200-epoch test accuracy %}`` of the cell ``arch`` (``None`` when the tables are missing)."""
+        import jax.numpy as jnp
+
+        benches = self._load()
+        if benches is None:
+            return None
+        out = {}
+        for d in datasets:
+            b = benches[d]
+            row = int(b.rows(jnp.asarray(arch)[None])[0])
+            value = float(b.column(*b.test_metric)[row]) if row >= 0 else float("nan")
+            out[d] = round(value, 6) if value == value else None  # float32 tables: 65.2, not 65.19999992
+        return out
+
+
+def op_shares(space: str, arch) -> dict:
+    """Share of the derived cell's edges that are ``skip_connect`` and ``none`` (NB201; DARTS: skip only)."""
+    from jnas.models.supernet import op_names
+
+    names = op_names(space)
+    ops = np.asarray(arch) if space == "nb201" else np.asarray(arch)[..., 1]
+    ops = ops.reshape(-1)
+    out = {"skip_connect": float(np.mean(ops == names.index("skip_connect")))}
+    if space == "nb201":
+        out["none"] = float(np.mean(ops == names.index("none")))
+    return out
+
+
+def run_supernet(space: str, method: str, *, data: str, epochs: int, out, seed: int = 0,
+                 method_options: dict | None = None, model_options: dict | None = None,
+                 config_overrides: dict | None = None, data_dir=None, mesh=None,
+                 on_epoch: Callable[[dict], None] | None = None,
+                 on_step: Callable[[int, int, dict], None] | None = None) -> dict:
+    """Run a one-shot search and write ``out/result.json`` (see the module docstring); returns the record.
+
+    ``on_epoch(record)`` gets each history record (with ``derived_arch`` and,
+    for NB201, ``nb201_cifar10_test_acc``); ``on_step(i, n, metrics)`` each step.
+    """
+    import time
+
+    import jax
+    from flax import nnx
+
+    from jnas.models.supernet import build_supernet, op_names
+    from jnas.spaces import get_space
+    from jnas.train.loop import CheckpointMismatch
+    from jnas.train.oneshot import search_supernet
+
+    m, config = check_supernet_args(space, method, epochs, method_options, model_options, config_overrides, seed)
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise bad_argument("--out", str(out), "a folder (this is a file)")
+    model_options = dict(model_options or {})
+    train, mean, std = _load_train(data, data_dir)
+    num_classes = int(train[1].max()) + 1
+    space_obj = get_space(space)
+    key = jax.random.key(seed)
+    k_model, k_arch, k_search = jax.random.split(key, 3)
+    t0 = time.perf_counter()
+    model = build_supernet(space, m.init_arch(k_arch), num_classes=num_classes, rngs=nnx.Rngs(k_model),
+                           **model_options)
+    build_seconds = time.perf_counter() - t0
+    lookup = NB201Lookup() if space == "nb201" else None
+
+    def annotate(rec: dict) -> dict:
+        arch = np.asarray(rec["derived"], np.int8)
+        rec["derived_arch"] = space_obj.to_string(arch)
+        rec["op_share"] = op_shares(space, arch)
+        if lookup is not None:
+            acc = lookup.test_acc(arch, ("cifar10",))
+            rec["nb201_cifar10_test_acc"] = None if acc is None else acc["cifar10"]
+        return rec
+
+    def epoch_done(rec: dict) -> None:
+        if on_epoch is not None:
+            on_epoch(annotate(rec))
+
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        result = search_supernet(model, m, train, config, key=k_search, space_obj=space_obj, mesh=mesh,
+                                 checkpoint_dir=out / "checkpoints",
+                                 identity=_identity(space, data, model_options, num_classes),
+                                 mean=mean, std=std, on_epoch=epoch_done, on_step=on_step)
+    except CheckpointMismatch:
+        raise
+    except JnasError as e:
+        if str(e).startswith("checkpoint_dir: "):  # the user gave --out, not a checkpoint folder
+            raise JnasError(f"--out: {str(e)[len('checkpoint_dir: '):]}") from None
+        raise
+    history = [annotate(dict(r)) for r in result.history]
+    record = {
+        "space": space,
+        "method": m.name,
+        "method_options": m.settings(),
+        "data": data,
+        "seed": seed,
+        "num_classes": num_classes,
+        "train_size": int(len(train[1])),
+        "epochs": config.epochs,
+        "derived_arch": space_obj.to_string(result.derived),
+        "op_names": list(op_names(space)),
+        "arch": result.arch.tolist(),
+        "wall_seconds": result.wall_seconds,
+        "build_seconds": build_seconds,
+        "resumed_from": result.resumed_from,
+        "config": config.to_dict(),
+        "model_options": _identity(space, data, model_options, num_classes)["model_options"],
+        "devices": [str(d) for d in jax.local_devices()],
+        "history": history,
+    }
+    if lookup is not None:
+        record["nb201_test_acc"] = lookup.test_acc(result.derived)
+        if lookup.error:
+            record["nb201_lookup_error"] = lookup.error
+    tmp = out / (RESULT_FILE + ".tmp")
+    tmp.write_text(json.dumps(record, indent=2, default=float) + "\n")
+    tmp.replace(out / RESULT_FILE)
+    return record
+
+
+def load_supernet_run(out, *, data_dir=None, mesh=None):
+    """The trained supernet of the finished run in ``out`` as a ``SupernetEvaluator``.
+
+    Rebuilds the network from ``out/result.json``, restores the weights of
+    the last checkpoint and re-cuts the same architecture half of the
+    training data the search validated on (the evaluator's ``valid_*``
+    metrics are measured there; ``test_*`` on the test split).
+    """
+    import jax
+    from flax import nnx
+
+    from jnas.benchmarks.supernet import SupernetEvaluator
+    from jnas.models.supernet import build_supernet
+    from jnas.train import checkpoint as ckpt
+    from jnas.train.data import load_split
+    from jnas.train.oneshot import restore_supernet, search_config, search_halves
+    from jnas.train.oneshot_methods import make_method
+
+    out = Path(out)
+    path = out / RESULT_FILE
+    if not path.is_file():
+        raise bad_argument("supernet run", str(out), f"a folder with a finished `jnas supernet` run ({RESULT_FILE})")
+    try:
+        rec = json.loads(path.read_text())
+        space, method, data, seed = rec["space"], rec["method"], rec["data"], int(rec["seed"])
+        opts = {k: v for k, v in rec["model_options"].items()}
+    except (ValueError, KeyError, TypeError) as e:
+        raise JnasError(f"supernet run: {path} is not a jnas supernet result ({type(e).__name__}: {e})") from None
+    m = make_method(method, space, **rec.get("method_options", {}))
+    config = search_config(rec["epochs"], seed, {k: v for k, v in rec["config"].items()
+                                                  if k not in ("epochs", "seed")})
+    train, mean, std = _load_train(data, data_dir)
+    test = load_split(data, "test", data_dir=data_dir)
+    key = jax.random.key(seed)
+    k_model, k_arch, k_search = jax.random.split(key, 3)
+    model = build_supernet(space, m.init_arch(k_arch), num_classes=int(rec["num_classes"]),
+                           rngs=nnx.Rngs(k_model), **opts)
+    last = ckpt.latest_epoch(out / "checkpoints")
+    if last != config.epochs:
+        raise JnasError(f"supernet run: {out / 'checkpoints'} holds epoch {last}, not the run's last epoch "
+                        f"{config.epochs}; rerun the search to finish it")
+    state = restore_supernet(out / "checkpoints", model, m, config)
+    _, arch_half, _ = search_halves(train, k_search)
+    return SupernetEvaluator(space, model, state, valid_data=arch_half, test_data=test, mean=mean, std=std,
+                             method=m, config=config, mesh=mesh, name=f"supernet/{space}/{method}/{data}")
+
+
+__all__ = ["NB201_DATASETS", "NB201Lookup", "check_supernet_args", "load_supernet_run", "op_shares",
+           "run_supernet"]
