@@ -230,6 +230,15 @@ def cmd_list(args) -> int:
     for name in strategies.names():
         for o in strategies.get_strategy(name).options:
             print(f"  {name} --set {o.name}={o.default}  ({o.help}; {o.expected})")
+    from jnas.models.supernet import NETWORK_OPTIONS
+    from jnas.train.oneshot_methods import METHODS
+
+    print("one-shot methods (jnas supernet): " + ", ".join(METHODS))
+    for name, m in METHODS.items():
+        for o in m.options:
+            print(f"  {name} --set {o.name}={o.default}  ({o.expected})")
+    for space, opts in NETWORK_OPTIONS.items():
+        print(f"  supernet {space} --model " + " --model ".join(f"{k}={v}" for k, v in opts.items()))
     print("benchmarks: " + ", ".join(benchmarks.names()))
     if args.metrics:
         for name in benchmarks.names():

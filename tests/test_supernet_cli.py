@@ -97,6 +97,19 @@ def test_interrupted_search_resumes_and_ends_like_an_uninterrupted_one(data, tmp
     assert [{k: v for k, v in h.items() if k != "seconds"} for h in cut["history"]] == strip
 
 
+def test_bf16_search_runs_and_keeps_the_distribution_on_the_simplex(data, tmp_path):
+    from jnas.train import checkpoint as ckpt
+
+    rec = run_supernet("nb201", "anasod-dnas", data=data, epochs=1, out=tmp_path / "bf16",
+                       model_options={"channels": 2, "cells_per_stage": 1},
+                       config_overrides={"batch_size": 8, "eval_batch_size": 16, "bf16": True},
+                       method_options={"derive_samples": 2})
+    h = rec["history"][0]
+    assert np.isfinite(h["train_loss"]) and np.isfinite(h["val_loss"]) and rec["config"]["bf16"] is True
+    assert np.sum(rec["arch"]) == pytest.approx(1.0, abs=1e-6)  # the distribution stays on the simplex
+    assert ckpt.read_meta(tmp_path / "bf16" / "checkpoints")["config"]["bf16"] is True
+
+
 @pytest.mark.parametrize("args, flag", [
     (["--method", "dart"], "--method"),
     (["--space", "nb101"], "--space"),
@@ -167,3 +180,35 @@ def test_trained_supernet_is_an_evaluator_a_strategy_can_search(finished, tmp_pa
     assert res.summary["budget"] == 4
     with pytest.raises(JnasError, match="fidelity"):
         ev.query(archs, fidelity=3)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["darts", "anasod-dnas"])
+def test_darts_space_search_derives_a_genotype_train_accepts(method, data, tmp_path, capsys):
+    out = tmp_path / method
+    rc, _, err = cli(["supernet", "--space", "darts", "--method", method, "--data", data, "--epochs", "1",
+                      "--out", str(out), "--model", "channels=2", "--model", "layers=2", "--config", "batch_size=8",
+                      "--config", "eval_batch_size=16", "--no-progress"], capsys)
+    assert rc == 0, err
+    rec = json.loads((out / "result.json").read_text())
+    space, arch = parse_arch("darts", rec["derived_arch"])
+    assert bool(space.is_valid(arch)) and "nb201_test_acc" not in rec
+    assert np.asarray(rec["arch"]).shape == ((2, 14, 8) if method == "darts" else (2, 7))
+
+
+def test_a_method_refuses_a_space_it_does_not_support():
+    from jnas.train.oneshot_methods import Darts
+
+    class OnlyNB201(Darts):
+        name = "only-nb201"
+        spaces = ("nb201",)
+
+    OnlyNB201("nb201")
+    with pytest.raises(JnasError, match=r"^--space: got 'darts', expected one of nb201 \(the spaces method only-nb201"):
+        OnlyNB201("darts")
+
+
+def test_list_names_the_one_shot_methods_and_their_options(capsys):
+    rc, out, _ = cli(["list"], capsys)
+    assert rc == 0 and "one-shot methods (jnas supernet): darts, darts2, gdas, anasod-dnas" in out
+    assert "gdas --set tau_max=10.0" in out and "supernet nb201 --model channels=16" in out

@@ -119,17 +119,26 @@ def arch_gradient(loss: Callable, method: Method, params, arch, rest, xt, yt, xv
     ``xt, yt``: a weight-half batch (second order only); ``xv, yv``: an
     architecture-half batch; ``xi``: virtual step size; ``wd``: weight decay.
     """
+    (value, _), grad = _arch_step_grad(loss, method, params, arch, rest, xt, yt, xv, yv, key, progress, xi, wd)
+    return value, grad
+
+
+def _arch_step_grad(loss: Callable, method: Method, params, arch, rest, xt, yt, xv, yv, key, progress, xi, wd):
+    """``((L_val, val logits), ∇_α)``: ``arch_gradient`` with the logits the loss was computed from (second
+    order: at the unrolled weights ``w'``), so the step reports accuracy without another forward pass.
+    """
     def lval(p, a):
-        return loss(p, a, rest, xv, yv, key, progress)[0]
+        value, (logits, _) = loss(p, a, rest, xv, yv, key, progress)
+        return value, logits
 
     def ltrain(p, a):
         return loss(p, a, rest, xt, yt, key, progress)[0]
 
     if not method.second_order:
-        return jax.value_and_grad(lval, argnums=1)(params, arch)
+        return jax.value_and_grad(lval, argnums=1, has_aux=True)(params, arch)
     g_w = jax.grad(ltrain)(params, arch)
     unrolled = jax.tree.map(lambda w, g: w - xi * (g + wd * w), params, g_w)
-    value, (d_w, d_a) = jax.value_and_grad(lval, argnums=(0, 1))(unrolled, arch)
+    value, (d_w, d_a) = jax.value_and_grad(lval, argnums=(0, 1), has_aux=True)(unrolled, arch)
     eps = FD_RADIUS / jnp.maximum(optax.global_norm(d_w), 1e-12)
     plus = jax.tree.map(lambda w, d: w + eps * d, params, d_w)
     minus = jax.tree.map(lambda w, d: w - eps * d, params, d_w)
@@ -162,15 +171,14 @@ def make_search_step(graphdef, method: Method, w_opt: optax.GradientTransformati
         k_t, k_v, k_arch, k_w = jax.random.split(key, 4)
         xt, xv = aug(k_t, xt), aug(k_v, xv)
         xi = schedule(n)
-        v_loss, g_a = arch_gradient(loss, method, state.params, state.arch, state.rest, xt, yt, xv, yv, k_arch,
-                                    progress, xi, wd)
+        (v_loss, v_logits), g_a = _arch_step_grad(loss, method, state.params, state.arch, state.rest, xt, yt, xv,
+                                                yv, k_arch, progress, xi, wd)
         upd, a_state = a_opt.update(g_a, a_state, state.arch)
         arch = optax.apply_updates(state.arch, upd)
         (t_loss, (logits, rest)), g_w = jax.value_and_grad(loss, has_aux=True)(
             state.params, arch, state.rest, xt, yt, k_w, progress)
         upd, w_state = w_opt.update(g_w, w_state, state.params)
         params = optax.apply_updates(state.params, upd)
-        v_logits = loss(state.params, arch, state.rest, xv, yv, k_arch, progress)[1][0]
         metrics = {
             "train_loss": t_loss,
             "train_correct": (jnp.argmax(logits, -1) == yt).sum(dtype=jnp.int32),
