@@ -78,6 +78,7 @@ def test_rerun_of_a_finished_search_reads_it_back_and_a_different_run_is_refused
     assert json.loads((finished / "result.json").read_text())["history"] == json.loads(before)["history"]
 
 
+@pytest.mark.slow  # three compiles; tests/test_oneshot.py checks the same of search_supernet in the fast tier
 def test_interrupted_search_resumes_and_ends_like_an_uninterrupted_one(data, tmp_path):
     kw = dict(data=data, epochs=3, seed=1, model_options={"channels": 2, "cells_per_stage": 1},
               config_overrides={"batch_size": 8, "eval_batch_size": 16})

@@ -23,8 +23,8 @@ is not an ``nnx.Param``: splitting with ``nnx.Param`` gives the weights alone,
 so the weight optimizer never touches them.
 
 As in DARTS's search network, BatchNorm inside the cells has no affine
-parameters (``affine=False``); the stem and the NB201 reduction blocks keep
-theirs.
+parameters (``affine=False``) and the DARTS cell's pooling candidates are
+followed by one; the stem and the NB201 reduction blocks keep theirs.
 """
 
 from __future__ import annotations
@@ -140,8 +140,15 @@ class DartsSearchCell(nnx.Module):
         for node in range(darts_space.N_NODES):
             for inp in range(node + 2):
                 stride = 2 if reduction and inp < 2 else 1
-                edges.append(MixedOp(ops.DARTS_OPS[name](c, stride, rngs, affine=False) for name in darts_space.OPS))
+                edges.append(MixedOp(self._candidate(name, c, stride, rngs) for name in darts_space.OPS))
         self.edges = nnx.List(edges)
+
+    @staticmethod
+    def _candidate(name: str, c: int, stride: int, rngs: nnx.Rngs):
+        op = ops.DARTS_OPS[name](c, stride, rngs, affine=False)
+        if "pool" in name:  # as DARTS's search cell: a pool's output is batch-normalised like the convs'
+            op = nnx.Sequential(op, ops.batch_norm(c, affine=False, rngs=rngs))
+        return op
 
     def __call__(self, s0, s1, w):
         states = [self.pre0(s0), self.pre1(s1)]

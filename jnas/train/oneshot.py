@@ -155,7 +155,7 @@ def make_search_step(graphdef, method: Method, w_opt: optax.GradientTransformati
 
     Images ``uint8 [B, H, W, C]``, labels ``int32 [B]``; ``step``: the global
     step number (learning rate ``schedule(step)``, the virtual step size of a
-    second-order method); ``progress``: fraction of the search done.
+    second-order method); ``progress``: ``epoch / (epochs - 1)`` (annealing; 1 in the last epoch).
     ``metrics``: ``train_loss``, ``train_correct``, ``val_loss``, ``val_correct``.
     """
     mean = np.asarray(mean, np.float32)
@@ -293,6 +293,8 @@ def search_supernet(
     if not isinstance(config, TrainConfig):
         raise bad_argument("config", type(config).__name__, "a TrainConfig")
     check_int("epochs", config.epochs, 1)
+    if method.derive == "sample" and space_obj is None:  # before an epoch is spent, not in its derivation
+        raise bad_argument("space_obj", None, f"the {method.space} Space object (method {method.name} samples cells)")
     if identity is not None:
         identity = _json(dict(identity))
     t_start = time.perf_counter()
@@ -342,7 +344,7 @@ def search_supernet(
         for i in range(spe):
             batch = [jax.device_put(a, sharding) for a in (w_half[0][order_w[i]], w_half[1][order_w[i]],
                                                            a_half[0][order_a[i]], a_half[1][order_a[i]])]
-            progress = jnp.float32(epoch / config.epochs)
+            progress = jnp.float32(epoch / max(1, config.epochs - 1))  # 0 in the first epoch, 1 in the last
             state, w_state, a_state, m = step_fn(state, w_state, a_state, *batch, keys[i],
                                                  jnp.int32(epoch * spe + i), progress)
             sums = {k: sums[k] + m[k] for k in sums}
@@ -401,9 +403,9 @@ def derive(method: Method, state, arch: np.ndarray, arch_eval, data, config: Tra
     for k in jax.random.split(key, method.derive_samples):
         cand = np.asarray(opdist.decode(k, counts, space_obj))
         loss, _ = evaluate_weights(arch_eval, state, arch_weights(space, cand), data, config.eval_batch_size, mesh)
-        if loss < best_loss:
+        if best is None or loss < best_loss:  # NaN losses never win, but something is always kept
             best, best_loss = cand, loss
-    return best.astype(np.int8), best_loss
+    return best.astype(np.int8), (best_loss if math.isfinite(best_loss) else None)
 
 
 __all__ = ["SEARCH_CONFIG", "SupernetResult", "SupernetState", "arch_gradient", "arch_value", "derive",

@@ -7,8 +7,9 @@ method says
   supernet as its ``ArchParam``);
 * ``edge_weights(arch, key, progress)``: the supernet's edge weights
   (``jnas.models.supernet.edge_weight_shape``) from the parameters; ``key``
-  for stochastic relaxations, ``progress`` in ``[0, 1]`` (epochs done /
-  epochs) for annealing;
+  for stochastic relaxations, ``progress`` in ``[0, 1]`` for annealing
+  (``epoch / (epochs - 1)``, epochs counted from 0: 0 in the first epoch, 1
+  in the last);
 * ``arch_optimizer()``: an optax transformation of the architecture step;
   ``second_order``: whether the architecture gradient is DARTS's unrolled one;
 * ``strengths(arch)``: per-edge op strengths (what is reported each epoch
@@ -30,8 +31,9 @@ Methods (``METHODS``; options settable with ``--set``):
     Dong & Yang (CVPR 2019): per-edge logits; weights are a hard one-hot
     Gumbel-softmax sample, ``one_hot(argmax((α + g) / τ))`` in the forward
     pass and the gradient of ``softmax((α + g) / τ)`` in the backward pass
-    (straight-through). ``τ`` falls linearly from ``tau_max = 10`` to
-    ``tau_min = 0.1`` over the search. Same Adam as DARTS.
+    (straight-through). ``τ`` falls linearly per epoch from ``tau_max = 10``
+    in the first to ``tau_min = 0.1`` in the last (as GDAS's code). Same Adam
+    as DARTS.
 ``anasod-dnas``
     Wan et al., Algorithm 1: one operation distribution ``p̃`` per cell type
     (NB201: ``[1, 5]``; DARTS: ``[2, 7]``, normal and reduce, without
@@ -169,7 +171,7 @@ class GDAS(Darts):
             raise JnasError(f"--set tau_min: got {self.tau_min}, expected at most tau_max={self.tau_max}")
 
     def tau(self, progress):
-        """Gumbel-softmax temperature after ``progress`` (fraction of the search done)."""
+        """Gumbel-softmax temperature at ``progress`` (0: first epoch, 1: last)."""
         return self.tau_max - (self.tau_max - self.tau_min) * progress
 
     def edge_weights(self, arch, key, progress):
