@@ -129,6 +129,21 @@ _TRAIN_FLAGS = {"space": None, "data": "cifar10_subset", "epochs": None, "model"
 def _search_target(args):
     """The benchmark name of a table search, or the ``TrainingEvaluator`` of ``--evaluator train``."""
     given = [f"--{k.replace('_', '-')}" for k, d in _TRAIN_FLAGS.items() if getattr(args, k) != d]
+    if args.evaluator != "supernet" and args.supernet is not None:
+        raise JnasError("--supernet: applies only with --evaluator supernet")
+    if args.evaluator == "supernet":
+        if args.supernet is None:
+            raise JnasError("--supernet: missing (--evaluator supernet needs the folder of a finished "
+                            "`jnas supernet` run)")
+        if args.benchmark is not None or given:
+            flag = "--benchmark" if args.benchmark is not None else given[0]
+            raise JnasError(f"{flag}: does not apply with --evaluator supernet (the run in --supernet fixes space, "
+                            "data and network)")
+        if args.float64:
+            raise JnasError("--float64: applies only to table searches")
+        from jnas.runs.supernet import load_supernet_run
+
+        return load_supernet_run(args.supernet)
     if args.evaluator == "table":
         if args.benchmark is None:
             raise JnasError("--benchmark: missing (e.g. nb201/cifar10; or --evaluator train --space ...)")
@@ -465,8 +480,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("search", help="run strategies on a tabular benchmark (many seeds) or by real training")
     s.add_argument("--benchmark", default=None, help="e.g. nb201/cifar10, nbgraph/cora (see `jnas list`)")
-    s.add_argument("--evaluator", choices=("table", "train"), default="table",
-                   help="table: look values up in --benchmark (default); train: train every queried network")
+    s.add_argument("--evaluator", choices=("table", "train", "supernet"), default="table",
+                   help="table: look values up in --benchmark (default); train: train every queried network; "
+                        "supernet: score with the inherited weights of the trained supernet in --supernet")
+    s.add_argument("--supernet", default=None, metavar="DIR",
+                   help="folder of a finished `jnas supernet` run (with --evaluator supernet)")
     s.add_argument("--strategy", required=True,
                    help=f"one of {', '.join(_strategy_names())}; several as a comma list (each to OUT/<name>)")
     s.add_argument("--budget", type=int, required=True, help="queries per seed")

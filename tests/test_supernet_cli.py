@@ -213,3 +213,19 @@ def test_list_names_the_one_shot_methods_and_their_options(capsys):
     rc, out, _ = cli(["list"], capsys)
     assert rc == 0 and "one-shot methods (jnas supernet): darts, darts2, gdas, anasod-dnas" in out
     assert "gdas --set tau_max=10.0" in out and "supernet nb201 --model channels=16" in out
+
+
+def test_search_cli_runs_a_strategy_on_a_trained_supernet(finished, tmp_path, capsys):
+    out = tmp_path / "re"
+    rc, _, err = cli(["search", "--evaluator", "supernet", "--supernet", str(finished), "--strategy", "re",
+                      "--budget", "4", "--set", "population_size=2", "--set", "sample_size=1", "--out", str(out),
+                      "--no-progress"], capsys)
+    assert rc == 0, err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["budget"] == 4 and summary["benchmark"].startswith("supernet/nb201/darts")
+    for argv, needle in ((["--supernet", str(finished), "--benchmark", "nb201/cifar10"], "--supernet: applies only"),
+                         (["--evaluator", "supernet"], "--supernet: missing"),
+                         (["--evaluator", "supernet", "--supernet", str(tmp_path)], "supernet run"),
+                         (["--evaluator", "supernet", "--supernet", str(finished), "--epochs", "3"], "--epochs")):
+        rc, _, err = cli(["search", "--strategy", "rs", "--budget", "2", "--out", str(tmp_path / "x"), *argv], capsys)
+        assert rc == 2 and needle in err and err.count("\n") == 1, err
