@@ -33,7 +33,11 @@ Methods (``METHODS``; options settable with ``--set``):
     pass and the gradient of ``softmax((α + g) / τ)`` in the backward pass
     (straight-through). ``τ`` falls linearly per epoch from ``tau_max = 10``
     in the first to ``tau_min = 0.1`` in the last (as GDAS's code). Same Adam
-    as DARTS.
+    as DARTS. Every op of an edge is evaluated, so the logit of an unsampled
+    op gets the textbook straight-through gradient ``⟨∂L/∂out, op_k(x)⟩``;
+    GDAS's own code runs only the sampled op and adds the others' zero weights
+    as constants, which gives them ``Σ ∂L/∂out`` instead (cheaper, biased
+    differently; the sampled op's gradient is the same).
 ``anasod-dnas``
     Wan et al., Algorithm 1: one operation distribution ``p̃`` per cell type
     (NB201: ``[1, 5]``; DARTS: ``[2, 7]``, normal and reduce, without
