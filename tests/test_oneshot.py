@@ -593,3 +593,23 @@ def test_search_refuses_bad_batch_and_config():
         search_supernet(model, method, data, cfg.replace(batch_size=64), key=jax.random.key(0))
     with pytest.raises(JnasError, match=r"^config: got 'dict', expected a TrainConfig$"):
         search_supernet(model, method, data, {"epochs": 1}, key=jax.random.key(0))
+
+
+def test_anasod_derivation_skips_nan_candidates(monkeypatch):
+    losses = iter([float("nan"), 2.0, 1.0, float("nan")])
+    seen = []
+
+    def fake_eval(arch_eval, state, weights, data, batch_size, mesh):
+        seen.append(np.asarray(weights))
+        return next(losses), 50.0
+
+    monkeypatch.setattr(oneshot, "evaluate_weights", fake_eval)
+    method = make_method("anasod-dnas", "nb201", derive_samples=4)
+    p = np.full((1, 5), 0.2, np.float32)
+    arch, loss = oneshot.derive(method, None, p, None, None, search_config(1), None, jax.random.key(0),
+                                get_space("nb201"))
+    assert loss == 1.0 and np.array_equal(arch_weights("nb201", arch), seen[2])
+    losses = iter([float("nan")] * 4)
+    arch, loss = oneshot.derive(method, None, p, None, None, search_config(1), None, jax.random.key(0),
+                                get_space("nb201"))
+    assert loss is None and bool(get_space("nb201").is_valid(arch))

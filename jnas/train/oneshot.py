@@ -403,7 +403,8 @@ def derive(method: Method, state, arch: np.ndarray, arch_eval, data, config: Tra
     for k in jax.random.split(key, method.derive_samples):
         cand = np.asarray(opdist.decode(k, counts, space_obj))
         loss, _ = evaluate_weights(arch_eval, state, arch_weights(space, cand), data, config.eval_batch_size, mesh)
-        if best is None or loss < best_loss:  # NaN losses never win, but something is always kept
+        # a finite loss beats a NaN one; something is always kept
+        if best is None or (math.isfinite(loss) and (not math.isfinite(best_loss) or loss < best_loss)):
             best, best_loss = cand, loss
     return best.astype(np.int8), (best_loss if math.isfinite(best_loss) else None)
 
