@@ -597,7 +597,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _persistent_compile_cache() -> None:
-    """Keep compiled programs (initialisers, train steps) across ``jnas`` calls in the user cache.
+    """Keep compiled programs (search scans, initialisers, train steps) across ``jnas`` calls in the user cache.
 
     Off when ``JNAS_NO_COMPILE_CACHE`` is set (the tests do); a user's own
     ``JAX_COMPILATION_CACHE_DIR`` is left to jax.
@@ -616,7 +616,7 @@ def _persistent_compile_cache() -> None:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command in ("describe", "train", "supernet"):
+    if args.command in ("describe", "train", "supernet", "search"):
         _persistent_compile_cache()
     try:
         return args.func(args)

@@ -61,7 +61,7 @@ def test_bo_picks_the_acquisition_argmax_among_unqueried_architectures():
     """
     bench = get_benchmark("nb201/cifar10")
     space, n_init = bench.space, 6
-    # one ML-II restart starts at the box centre, so the fit does not depend on its key
+    # one ML-II restart starts at the warm start the state carries, so the fit does not depend on its key
     s = make_strategy("bo", space, 16, n_init=n_init, gp_steps=5, gp_restarts=1, acquisition="ei")
     everything = space.enumerate()
     encode = jax.vmap(lambda a: adjacency_onehot(space, a))
@@ -69,7 +69,7 @@ def test_bo_picks_the_acquisition_argmax_among_unqueried_architectures():
 
     def acquisition(step):
         archs, values, valid = s.observations(step.state)
-        params = s.model.fit(jax.random.key(0), encode(archs), values, valid)
+        params = s.model.fit(jax.random.key(0), encode(archs), values, valid, init=step.state.inner)
         mean, var = s.model.predict(params, feats)
         ei = acq.expected_improvement(mean, var, jnp.max(jnp.where(valid, values, -jnp.inf)), xi=s.xi)
         ei = jnp.where(s.seen(step.state, everything), -jnp.inf, ei)  # never re-query

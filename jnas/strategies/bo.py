@@ -1,7 +1,7 @@
 """Bayesian optimisation (``bo``): a GP surrogate, an acquisition function and a candidate generator.
 
 Each step fits a Gaussian process (Matérn 5/2 by default, hyperparameters by
-ML-II under the ANASOD bounds) to the one-hot encodings of everything
+ML-II under the ANASOD bounds, warm-started from the previous step's fit) to the one-hot encodings of everything
 evaluated so far, scores the candidates and queries ``batch_size`` distinct,
 never-queried ones. Candidates: the whole space when it is enumerable
 (encodings precomputed once in ``setup``, scored in bulk); otherwise
@@ -64,7 +64,8 @@ class BayesianOptimisation(Strategy):
         Option("kernel", str, "matern52", "matern52 or rbf", lambda v: v in ("matern52", "rbf"), "GP kernel"),
         Option("xi", float, 0.0, "a number >= 0", lambda v: v >= 0, "EI/PI exploration margin (metric units)"),
         Option("beta", float, 2.0, "a number > 0", lambda v: v > 0, "UCB exploration weight"),
-        Option("gp_steps", int, 30, "an integer >= 0", lambda v: v >= 0, "ML-II Adam steps per fit"),
+        Option("gp_steps", int, 10, "an integer >= 0", lambda v: v >= 0,
+               "ML-II Adam steps per fit (the first restart warm-starts from the previous fit)"),
         Option("gp_restarts", int, 2, "an integer >= 1", lambda v: v >= 1, "ML-II restarts"),
         Option("gp_samples", int, 0, "an integer >= 0", lambda v: v >= 0,
                "0: ML-II; S > 0: fully Bayesian GP (NUTS, S samples), integrated acquisition"),
@@ -88,6 +89,12 @@ class BayesianOptimisation(Strategy):
         self._encode = jax.vmap(lambda a: adjacency_onehot(self.space, a))
         if self.space.enumerable:
             self._all = self._encode(self.space.enumerate())  # scored in bulk at every step
+
+    def _init(self, key):
+        # the previous fit's unconstrained hyperparameters (ML-II warm start); the box centre at first
+        one = jax.tree.map(lambda x: jnp.asarray(x)[None], self.space.template())
+        d = self._encode(one).shape[1]
+        return jnp.zeros(self.model.n_hyperparameters(d), jnp.result_type(float))
 
     def _candidates(self, key, archs, values):
         """(archs or None, features, ids) of the candidate set."""
@@ -139,7 +146,10 @@ class BayesianOptimisation(Strategy):
         h = state.history
         archs, values, valid = self.observations(state)
         obs_x = self._encode(archs)
-        params = self.model.fit(k_fit, obs_x, values, valid)
+        params = self.model.fit(k_fit, obs_x, values, valid, init=state.inner)
+        # only fits of the model phase carry over: the first one starts from the box centre
+        warm = state.inner if self.gp_samples else select(h.count < self.n_init, state.inner,
+                                                          self.model.unconstrained(params))
         cands, feats, ids = self._candidates(k_cand, archs, values)
         best = jnp.max(jnp.where(valid, values, -jnp.inf))
         score, mean, var = self._score(k_acq, params, feats, best)
@@ -154,4 +164,4 @@ class BayesianOptimisation(Strategy):
             pick = mb.select_distinct(ids, score, q)
             chosen = jax.tree.map(lambda x: x[pick], cands)
             fresh = jax.vmap(self.space.sample)(jax.random.split(k_init, q))
-        return select(h.count < self.n_init, fresh, chosen), state.inner
+        return select(h.count < self.n_init, fresh, chosen), warm
