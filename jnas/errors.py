@@ -97,5 +97,11 @@ def check_bounds(name: str, value, *, expected: str = "a pair (low, high) with 0
     return float(value[0]), float(value[1])
 
 
+def first_line(e: BaseException) -> str:
+    """``"Type: first line of the message"`` (or just the type) of an exception: what a failure record keeps."""
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0]}" if text else type(e).__name__
+
+
 __all__ = ["Interrupted", "JnasError", "bad_argument", "check_bounds", "check_int", "check_number",
-           "check_positive", "is_int", "is_number", "unknown_name"]
+           "check_positive", "first_line", "is_int", "is_number", "unknown_name"]

@@ -55,3 +55,22 @@ class Evaluator(Protocol):
     def test_value(self, arch) -> float: ...
 
     def index_of(self, arch) -> int: ...
+
+
+def unbatch(space, archs) -> list:
+    """The architectures of ``archs`` (one of ``space``, or a batch with a leading axis) as a list of
+    NumPy pytrees; a one-line ``JnasError`` for anything else. What a Python-loop evaluator iterates."""
+    import jax
+    import numpy as np
+
+    from jnas.errors import bad_argument
+
+    leaves = [np.asarray(a) for a in jax.tree.leaves(archs)]
+    template = jax.tree.leaves(space.template())
+    if not leaves or len(leaves) != len(template):
+        raise bad_argument("archs", type(archs).__name__, f"a batch of {space.name} architectures")
+    if all(a.ndim == np.ndim(t) for a, t in zip(leaves, template)):  # a single architecture
+        return [jax.tree.map(np.asarray, archs)]
+    if any(a.ndim != np.ndim(t) + 1 for a, t in zip(leaves, template)):
+        raise bad_argument("archs", [a.shape for a in leaves], f"a batch of {space.name} architectures")
+    return [jax.tree.map(lambda a, i=i: np.asarray(a)[i], archs) for i in range(leaves[0].shape[0])]

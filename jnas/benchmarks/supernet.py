@@ -25,7 +25,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jnas.errors import JnasError, bad_argument
+from jnas.benchmarks.protocol import unbatch
+from jnas.errors import JnasError, bad_argument, first_line
 
 # metric -> (description, unit, higher_is_better)
 METRICS = {
@@ -54,6 +55,7 @@ class SupernetEvaluator:
     def __init__(self, space, model, state, *, valid_data, test_data=None, mean, std, method, config, mesh=None,
                  name: str | None = None):
         from jnas.spaces import get_space
+        from jnas.train.loop import _check_data
         from jnas.train.oneshot import _graphdef, make_arch_eval
         from jnas.train.sharding import make_mesh
 
@@ -64,8 +66,8 @@ class SupernetEvaluator:
         self.method, self.config = method, config
         self.mesh = make_mesh() if mesh is None else mesh
         self._state = state
-        self._data = {"valid": _check_data("valid_data", valid_data),
-                      "test": None if test_data is None else _check_data("test_data", test_data)}
+        self._data = {"valid": _check_data(valid_data, "valid_data"),
+                      "test": None if test_data is None else _check_data(test_data, "test_data")}
         graphdef = _graphdef(model, train=True, bf16=config.bf16)
         self._eval = make_arch_eval(graphdef, method, config, mean=mean, std=std, mesh=self.mesh)
         self.fingerprint = _fingerprint(state)
@@ -147,15 +149,7 @@ class SupernetEvaluator:
 
     # ----- internals ---------------------------------------------------------------
     def _unbatch(self, archs) -> list:
-        leaves = [np.asarray(a) for a in jax.tree.leaves(archs)]
-        template = jax.tree.leaves(self.space.template())
-        if not leaves or len(leaves) != len(template):
-            raise bad_argument("archs", type(archs).__name__, f"a batch of {self.space.name} architectures")
-        if all(a.ndim == np.ndim(t) for a, t in zip(leaves, template)):
-            return [jax.tree.map(np.asarray, archs)]
-        if any(a.ndim != np.ndim(t) + 1 for a, t in zip(leaves, template)):
-            raise bad_argument("archs", [a.shape for a in leaves], f"a batch of {self.space.name} architectures")
-        return [jax.tree.map(lambda a, i=i: np.asarray(a)[i], archs) for i in range(leaves[0].shape[0])]
+        return unbatch(self.space, archs)
 
     def _run(self, arch, text: str, test: bool) -> dict:
         from jnas.models.supernet import arch_weights
@@ -176,8 +170,7 @@ class SupernetEvaluator:
                     raise JnasError(f"non-finite {part} loss {loss}")
                 record[f"{part}_loss"], record[f"{part}_acc"] = loss, acc
         except Exception as e:  # noqa: BLE001 — a failed evaluation is data for the search
-            text_e = str(e).strip()
-            record["reason"] = f"{type(e).__name__}: {text_e.splitlines()[0]}" if text_e else type(e).__name__
+            record["reason"] = first_line(e)
             for m in METRICS:
                 record[m] = nan
             return record
@@ -198,17 +191,6 @@ def _fingerprint(state) -> str:
         h.update(str((a.dtype, a.shape)).encode())
         h.update(np.ascontiguousarray(a).tobytes())
     return h.hexdigest()
-
-
-def _check_data(name, data):
-    try:
-        x, y = data
-    except (TypeError, ValueError):
-        raise bad_argument(name, type(data).__name__, "(uint8 [N,H,W,C], int [N])") from None
-    x, y = np.asarray(x), np.asarray(y)
-    if x.dtype != np.uint8 or x.ndim != 4 or y.ndim != 1 or len(x) != len(y) or len(y) == 0:
-        raise bad_argument(name, f"{x.dtype}{list(x.shape)}, {y.dtype}{list(y.shape)}", "uint8 [N,H,W,C], int [N]")
-    return x, y.astype(np.int32)
 
 
 __all__ = ["METRICS", "SupernetEvaluator"]

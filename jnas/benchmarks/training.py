@@ -35,7 +35,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jnas.errors import JnasError, bad_argument, check_int
+from jnas.benchmarks.protocol import unbatch
+from jnas.errors import JnasError, bad_argument, check_int, first_line
 from jnas.spaces import Space, get_space
 from jnas.train.loop import CheckpointMismatch, TrainingDiverged, pixel_stats, train
 from jnas.train.optim import TrainConfig
@@ -48,11 +49,6 @@ METRICS = {
     "train_acc": ("training accuracy over the last epoch's augmented batches", "%", True),
     "train_loss": ("mean training loss (cross-entropy with label smoothing) over the last epoch", "nats", False),
 }
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return f"{type(e).__name__}: {text.splitlines()[0]}" if text else type(e).__name__
 
 
 class TrainingEvaluator:
@@ -289,17 +285,7 @@ class TrainingEvaluator:
 
     # ----- internals -------------------------------------------------------------
     def _unbatch(self, archs) -> list:
-        leaves = jax.tree.leaves(archs)
-        template = jax.tree.leaves(self.space.template())
-        if not leaves or len(leaves) != len(template):
-            raise bad_argument("archs", type(archs).__name__, f"a batch of {self.space.name} architectures")
-        leaves = [np.asarray(a) for a in leaves]
-        if all(a.ndim == np.ndim(t) for a, t in zip(leaves, template)):  # a single architecture
-            return [jax.tree.map(np.asarray, archs)]
-        if any(a.ndim != np.ndim(t) + 1 for a, t in zip(leaves, template)):
-            raise bad_argument("archs", [a.shape for a in leaves], f"a batch of {self.space.name} architectures")
-        b = leaves[0].shape[0]
-        return [jax.tree.map(lambda a, i=i: np.asarray(a)[i], archs) for i in range(b)]
+        return unbatch(self.space, archs)
 
     def _run(self, arch, text: str, epochs: int, test: bool) -> dict:
         nan = float("nan")
@@ -350,7 +336,7 @@ class TrainingEvaluator:
             record["reason"] = f"diverged: {e}"
             return record
         except Exception as e:  # noqa: BLE001 — a crashed run is data for the search, not the end of it
-            record["reason"] = _first_line(e)
+            record["reason"] = first_line(e)
             return record
         record.update(
             status="ok",

@@ -18,7 +18,7 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 
-from jnas.errors import JnasError
+from jnas.errors import JnasError, first_line
 
 _ARRAYS, _META = "arrays", "meta"
 
@@ -130,7 +130,7 @@ def _read_record(directory, epoch: int | None) -> dict:
         except JnasError:
             raise
         except Exception as e:  # noqa: BLE001 — whatever orbax raises on a damaged folder, say it in one line
-            raise JnasError(f"checkpoint_dir: checkpoint {step} in {directory} is unreadable ({_first_line(e)}); "
+            raise JnasError(f"checkpoint_dir: checkpoint {step} in {directory} is unreadable ({first_line(e)}); "
                             "delete it or use a fresh directory") from None
     finally:
         mngr.close()
@@ -144,11 +144,6 @@ def _check_array_files(directory, step: int) -> None:
     if not (arrays / "manifest.ocdbt").is_file() or not data:
         raise JnasError(f"checkpoint_dir: checkpoint {step} in {directory} is unreadable (its array files are "
                         "missing); delete it or use a fresh directory")
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return f"{type(e).__name__}: {text.splitlines()[0]}" if text else type(e).__name__
 
 
 def restore(directory, *, state, opt_state, key, epoch: int | None = None) -> Checkpoint:
@@ -179,7 +174,7 @@ def restore(directory, *, state, opt_state, key, epoch: int | None = None) -> Ch
                 f"checkpoint_dir: checkpoint {step} in {directory} does not match this model ({first})"
             ) from e
         except Exception as e:  # noqa: BLE001 — missing or damaged array files
-            raise JnasError(f"checkpoint_dir: checkpoint {step} in {directory} is unreadable ({_first_line(e)}); "
+            raise JnasError(f"checkpoint_dir: checkpoint {step} in {directory} is unreadable ({first_line(e)}); "
                             "delete it or use a fresh directory") from None
     finally:
         mngr.close()

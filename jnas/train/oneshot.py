@@ -48,7 +48,7 @@ from jnas.models.supernet import ArchParam, arch_weights, derive_argmax
 from jnas.train import checkpoint as ckpt
 from jnas.train.augment import augment_batch, eval_batch
 from jnas.train.data import epoch_batches
-from jnas.train.loop import _cast_floats, _check_resumable, _json, _key_data, _match_dtypes, pixel_stats
+from jnas.train.loop import _cast_floats, _check_data, _check_resumable, _json, _key_data, _match_dtypes, pixel_stats
 from jnas.train.oneshot_methods import Method
 from jnas.train.optim import TrainConfig, cross_entropy, make_optimizer, make_schedule
 from jnas.train.sharding import batch_sharding, check_divisible, make_mesh, replicate, replicated
@@ -60,9 +60,25 @@ SEARCH_CONFIG = dict(epochs=50, batch_size=64, lr=0.025, lr_end=0.001, momentum=
 FD_RADIUS = 0.01
 
 
+#: ``TrainConfig`` fields the one-shot loop does not read (no label smoothing, auxiliary head or test
+#: evaluation): a value other than the default is refused, not ignored
+UNUSED_FIELDS = ("label_smoothing", "aux_weight", "eval_every")
+
+
+def check_search_config(config: TrainConfig, prefix: str = "config.") -> None:
+    """One-line ``JnasError`` if ``config`` sets a field the one-shot loop would ignore (``UNUSED_FIELDS``)."""
+    default = TrainConfig(epochs=config.epochs)
+    for name in UNUSED_FIELDS:
+        if getattr(config, name) != getattr(default, name):
+            raise bad_argument(f"{prefix}{name}", getattr(config, name),
+                               f"{getattr(default, name)!r} (a one-shot search does not use it)")
+
+
 def search_config(epochs: int, seed: int = 0, overrides: dict | None = None) -> TrainConfig:
     """The weights' ``TrainConfig`` of a one-shot search (``SEARCH_CONFIG``) with ``overrides``."""
-    return TrainConfig(**{**SEARCH_CONFIG, "epochs": epochs, "seed": seed}).replace(**(overrides or {}))
+    config = TrainConfig(**{**SEARCH_CONFIG, "epochs": epochs, "seed": seed}).replace(**(overrides or {}))
+    check_search_config(config, "--config ")
+    return config
 
 
 class SupernetState(NamedTuple):
@@ -293,12 +309,13 @@ def search_supernet(
     if not isinstance(config, TrainConfig):
         raise bad_argument("config", type(config).__name__, "a TrainConfig")
     check_int("epochs", config.epochs, 1)
+    check_search_config(config)
     if method.derive == "sample" and space_obj is None:  # before an epoch is spent, not in its derivation
         raise bad_argument("space_obj", None, f"the {method.space} Space object (method {method.name} samples cells)")
     if identity is not None:
         identity = _json(dict(identity))
     t_start = time.perf_counter()
-    x, y = np.asarray(train_data[0]), np.asarray(train_data[1]).astype(np.int32)
+    x, y = _check_data(train_data, "train_data")
     w_half, a_half, k_run = search_halves((x, y), key)
     mesh = make_mesh() if mesh is None else mesh
     check_divisible(mesh, config.batch_size, "batch_size")
@@ -409,6 +426,7 @@ def derive(method: Method, state, arch: np.ndarray, arch_eval, data, config: Tra
     return best.astype(np.int8), (best_loss if math.isfinite(best_loss) else None)
 
 
-__all__ = ["SEARCH_CONFIG", "SupernetResult", "SupernetState", "arch_gradient", "arch_value", "derive",
+__all__ = ["SEARCH_CONFIG", "UNUSED_FIELDS", "SupernetResult", "SupernetState", "arch_gradient", "arch_value",
+           "check_search_config", "derive",
            "evaluate_weights", "make_arch_eval", "make_loss", "make_search_step", "restore_supernet",
            "search_config", "search_halves", "search_supernet", "split_half", "split_supernet"]
