@@ -65,8 +65,20 @@ def score_in_chunks(predict, params, X, chunk: int = 4096) -> tuple[jax.Array, j
     ``predict(params, X_chunk) -> (mean, var)``; ``X`` is a pytree with leading
     axis ``n``. The last chunk is padded (by repeating row 0) and trimmed, so
     every chunk has the same shape and compiles once; chunks run under
-    ``lax.map`` (no Python loop per chunk).
+    ``lax.map`` (no Python loop per chunk). The whole call is jitted with
+    ``predict`` and ``chunk`` static and cached per input shape, so an eager
+    call compiles once (pass the same ``predict`` object, e.g. a predictor's
+    bound ``predict``, to reuse it: a new lambda per call compiles anew).
     """
+    try:
+        hash(predict)
+    except TypeError:  # cannot be a static argument: run it traced but uncached
+        return _chunked(predict, chunk, params, X)
+    return _chunked_jit(predict, chunk, params, X)
+
+
+def _chunked(predict, chunk: int, params, X) -> tuple[jax.Array, jax.Array]:
+    """``score_in_chunks``'s body: pad to whole chunks, ``lax.map`` over them, trim."""
     n = jax.tree.leaves(X)[0].shape[0]
     n_chunks = -(-n // chunk)
     pad = n_chunks * chunk - n
@@ -78,3 +90,6 @@ def score_in_chunks(predict, params, X, chunk: int = 4096) -> tuple[jax.Array, j
 
     mean, var = jax.lax.map(lambda xc: predict(params, xc), jax.tree.map(padded, X))
     return mean.reshape(-1)[:n], var.reshape(-1)[:n]
+
+
+_chunked_jit = jax.jit(_chunked, static_argnums=(0, 1))

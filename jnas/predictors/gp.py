@@ -20,11 +20,17 @@ Model, for standardised targets ``z`` of the scaled inputs ``u``::
 ML-II (``fully_bayesian=False``): every hyperparameter ``θ`` lives in a box
 ``[a, b]`` (defaults from ANASOD: lengthscale ``[0.01, 0.5]``, outputscale
 ``[0.5, 5]``, noise ``[1e-6, 1e-1]``) through ``log θ = log a + (log b - log a)
-sigmoid(v)``, so an unconstrained Adam on ``v`` maximises the log marginal
-likelihood inside the box. ``restarts`` runs (the first at the box's
-geometric centre, the others uniform in ``v ∈ [-2, 2]``) of ``steps`` Adam
-steps run under ``vmap``; the best likelihood seen on any run wins. All of it
-is one jittable function, so a strategy can refit inside ``lax.scan``.
+sigmoid(v)``, so an unconstrained optimiser on ``v`` maximises the log marginal
+likelihood inside the box. ``restarts`` runs (the first at the box's geometric
+centre or at ``init``, the others uniform in ``v ∈ [-2, 2]``) run under
+``vmap``; the best likelihood wins. The optimiser (``optimizer``) is L-BFGS
+(default: two-loop recursion over the last 10 pairs, a backtracking Armijo line
+search, at most ``steps`` iterations, stopped early when the largest gradient
+entry is below ``gtol`` or the objective falls by less than ``ftol`` relative,
+the tests of SciPy's L-BFGS-B) or ``steps`` Adam steps of rate ``lr``
+(``optimizer="adam"``). All of it is one jittable function, so a
+strategy can refit inside ``lax.scan``; warm-started from the previous fit
+(``init``), L-BFGS typically stops after a few iterations.
 
 Fully Bayesian (``fully_bayesian=True``): ``log θ`` uniform on its box (a
 logistic density on ``v``) times the marginal likelihood, sampled with
@@ -74,6 +80,9 @@ from jnas.predictors.base import Predictor, check_targets
 from jnas.predictors.nuts import nuts_sample
 
 KERNELS = ("matern52", "rbf")
+OPTIMIZERS = ("lbfgs", "adam")
+LBFGS_MEMORY = 10
+LBFGS_HALVINGS = 20
 LENGTHSCALE_BOUNDS = (0.01, 0.5)
 OUTPUTSCALE_BOUNDS = (0.5, 5.0)
 NOISE_BOUNDS = (1e-6, 1e-1)
@@ -199,7 +208,11 @@ class GP(Predictor):
     standardise: subtract the mean and divide by the std of the (log) targets.
     lengthscale_bounds, outputscale_bounds, noise_bounds: hyperparameter boxes (scaled inputs,
         standardised targets).
-    restarts, steps, lr: ML-II Adam restarts (vmapped), steps per restart and learning rate.
+    optimizer: ML-II optimiser, ``"lbfgs"`` (default) or ``"adam"``.
+    restarts, steps: ML-II restarts (vmapped) and iterations (L-BFGS: at most) per restart.
+    lr: Adam's learning rate (``optimizer="adam"``).
+    gtol, ftol: L-BFGS stops when ``max |∂(-lml)/∂v| < gtol`` or the objective falls by less than
+        ``ftol · max(|f|, 1)`` in an iteration.
     fully_bayesian: sample the hyperparameters with NUTS instead of ML-II.
     num_samples, warmup, max_tree_depth: NUTS settings (fully Bayesian mode).
     observation_noise: add the noise variance to the predictive variance (default: latent ``f`` only).
@@ -218,9 +231,12 @@ class GP(Predictor):
         lengthscale_bounds=LENGTHSCALE_BOUNDS,
         outputscale_bounds=OUTPUTSCALE_BOUNDS,
         noise_bounds=NOISE_BOUNDS,
+        optimizer: str = "lbfgs",
         restarts: int = 4,
         steps: int = 100,
         lr: float = 0.1,
+        gtol: float = 1e-5,
+        ftol: float = 1e-9,
         fully_bayesian: bool = False,
         num_samples: int = 32,
         warmup: int = 100,
@@ -244,6 +260,11 @@ class GP(Predictor):
             check_bounds("outputscale_bounds", outputscale_bounds),
             check_bounds("noise_bounds", noise_bounds),
         )
+        if optimizer not in OPTIMIZERS:
+            raise bad_argument("optimizer", optimizer, "'lbfgs' or 'adam'")
+        self.optimizer = optimizer
+        self.gtol = check_number("gtol", gtol, 0, expected="a number >= 0")
+        self.ftol = check_number("ftol", ftol, 0, expected="a number >= 0")
         self.restarts = check_int("restarts", restarts, 1)
         self.steps = check_int("steps", steps, 0)
         self.lr = check_positive("lr", lr)
@@ -332,37 +353,114 @@ class GP(Predictor):
     # ------------------------------------------------------------ fitting
 
     def _ml2(self, key, lml, p, init=None):
-        """Best unconstrained hyperparameters ``float[p]`` over ``restarts`` Adam runs.
+        """Best unconstrained hyperparameters ``float[p]`` over ``restarts`` runs of the ML-II optimiser.
 
         The first run starts at ``init`` (a warm start; default the box centre), the others at uniform
         draws in ``[-2, 2]``.
         """
         first = jnp.zeros((1, p)) if init is None else jnp.reshape(jnp.asarray(init, jnp.result_type(float)), (1, p))
         v0 = jnp.concatenate([first, jax.random.uniform(key, (self.restarts - 1, p), minval=-2.0, maxval=2.0)])
+
+        def objective(v):
+            loss = -lml(v)
+            return jnp.where(jnp.isfinite(loss), loss, jnp.inf)  # a failed Cholesky is an infinitely bad point
+
+        run = self._lbfgs_run if self.optimizer == "lbfgs" else self._adam_run
+        vs, losses = jax.vmap(lambda v: run(objective, v))(v0)
+        return vs[jnp.argmin(losses)]
+
+    def _lbfgs_run(self, objective, v0):
+        """``(v, loss)`` after L-BFGS from ``v0`` (at most ``steps`` iterations, early stop by ``gtol``/``ftol``).
+
+        Two-loop recursion over the last ``LBFGS_MEMORY`` pairs, a backtracking (Armijo) line search that
+        halves the step up to ``LBFGS_HALVINGS`` times. Written here rather than taken from optax: optax's
+        zoom line search deadlocked XLA:CPU when vmapped over seeds with a 150 x 150 Cholesky inside.
+        """
+        m, p = LBFGS_MEMORY, v0.shape[0]
+        value_grad = jax.value_and_grad(objective)
+        loss0, g0 = value_grad(v0)
+        ok0 = jnp.isfinite(loss0) & jnp.all(jnp.isfinite(g0))
+        g0 = jnp.where(ok0, g0, 0.0)
+
+        def direction(g, S, Y, used):
+            rho = jnp.where(used, 1.0 / jnp.where(used, jnp.sum(S * Y, 1), 1.0), 0.0)
+
+            def back(q, i):  # newest pair first
+                a = rho[i] * jnp.dot(S[i], q)
+                return q - a * Y[i], a
+
+            order = jnp.arange(m - 1, -1, -1)
+            q, alphas = jax.lax.scan(back, g, order)
+            yy = jnp.sum(Y[m - 1] ** 2)
+            gamma = jnp.where(used[m - 1] & (yy > 0), jnp.dot(S[m - 1], Y[m - 1]) / jnp.where(yy > 0, yy, 1.0),
+                              1.0 / jnp.maximum(1.0, jnp.max(jnp.abs(g))))
+            r = gamma * q
+
+            def fwd(r, ia):
+                i, a = ia
+                b = rho[i] * jnp.dot(Y[i], r)
+                return r + S[i] * (a - b), None
+
+            r, _ = jax.lax.scan(fwd, r, (order[::-1], alphas[::-1]))
+            d = -r
+            return jnp.where(jnp.dot(d, g) < 0, d, -g)  # not a descent direction: steepest descent
+
+        def body(c):
+            v, loss, g, S, Y, used, it, _ = c
+            d = direction(g, S, Y, used)
+            slope = jnp.dot(g, d)
+
+            def ls_cond(t):
+                return (t[1] < LBFGS_HALVINGS) & ~t[2]
+
+            def ls_body(t):
+                step, k, _ = t
+                f = objective(v + step * d)
+                good = f <= loss + 1e-4 * step * slope
+                return jnp.where(good, step, 0.5 * step), k + 1, good
+
+            step, _, found = jax.lax.while_loop(ls_cond, ls_body, (jnp.ones((), v.dtype), jnp.int32(0), False))
+            v2 = v + step * d
+            loss2, g2 = value_grad(v2)
+            ok = found & jnp.isfinite(loss2) & jnp.all(jnp.isfinite(g2))
+            s_new, y_new = v2 - v, g2 - g
+            keep = ok & (jnp.dot(s_new, y_new) > 1e-10)  # curvature condition, else the pair is skipped
+            S2 = jnp.where(keep, jnp.concatenate([S[1:], s_new[None]]), S)
+            Y2 = jnp.where(keep, jnp.concatenate([Y[1:], y_new[None]]), Y)
+            used2 = jnp.where(keep, jnp.concatenate([used[1:], jnp.ones(1, bool)]), used)
+            small = (jnp.max(jnp.abs(g2)) < self.gtol) | (loss - loss2 <= self.ftol * jnp.maximum(jnp.abs(loss2), 1.0))
+            return (jnp.where(ok, v2, v), jnp.where(ok, loss2, loss), jnp.where(ok, g2, g), S2, Y2, used2, it + 1,
+                    ~ok | small)
+
+        # a start with no finite likelihood (or gradient) is given up at once; another restart may succeed
+        done = ~ok0 | (jnp.max(jnp.abs(g0)) < self.gtol)
+        zeros = jnp.zeros((m, p), v0.dtype)
+        init = (v0, loss0, g0, zeros, zeros, jnp.zeros(m, bool), jnp.int32(0), done)
+        v, loss, *_ = jax.lax.while_loop(lambda c: (c[6] < self.steps) & ~c[7], body, init)
+        return v, loss
+
+    def _adam_run(self, objective, v0):
+        """``(v, loss)``: the best point seen in ``steps`` Adam steps from ``v0``."""
         opt = optax.adam(self.lr)
-        loss_grad = jax.value_and_grad(lambda v: -lml(v))
+        loss_grad = jax.value_and_grad(objective)
 
-        def run(v):
-            def step(c, _):
-                v, s, best_v, best_l = c
-                loss, g = loss_grad(v)
-                ok = jnp.isfinite(loss) & jnp.all(jnp.isfinite(g))
-                better = ok & (loss < best_l)
-                best_v = jnp.where(better, v, best_v)
-                best_l = jnp.where(better, loss, best_l)
-                upd, s2 = opt.update(jnp.where(ok, g, 0.0), s, v)
-                # a failed Cholesky (NaN) leaves the point and the optimiser state as they were
-                s = jax.tree.map(lambda a, b: jnp.where(ok, a, b), s2, s)
-                return (jnp.where(ok, v + upd, v), s, best_v, best_l), None
+        def step(c, _):
+            v, s, best_v, best_l = c
+            loss, g = loss_grad(v)
+            ok = jnp.isfinite(loss) & jnp.all(jnp.isfinite(g))
+            better = ok & (loss < best_l)
+            best_v = jnp.where(better, v, best_v)
+            best_l = jnp.where(better, loss, best_l)
+            upd, s2 = opt.update(jnp.where(ok, g, 0.0), s, v)
+            # a failed Cholesky (NaN) leaves the point and the optimiser state as they were
+            s = jax.tree.map(lambda a, b: jnp.where(ok, a, b), s2, s)
+            return (jnp.where(ok, v + upd, v), s, best_v, best_l), None
 
-            init = (v, opt.init(v), v, jnp.array(jnp.inf, v.dtype))
-            (v, _, best_v, best_l), _ = jax.lax.scan(step, init, None, length=self.steps)
-            last = -lml(v)
-            better = jnp.isfinite(last) & (last < best_l)
-            return jnp.where(better, v, best_v), jnp.where(better, last, best_l)
-
-        vs, losses = jax.vmap(run)(v0)
-        return vs[jnp.argmin(jnp.where(jnp.isnan(losses), jnp.inf, losses))]
+        init = (v0, opt.init(v0), v0, jnp.array(jnp.inf, v0.dtype))
+        (v, _, best_v, best_l), _ = jax.lax.scan(step, init, None, length=self.steps)
+        last = objective(v)
+        better = last < best_l
+        return jnp.where(better, v, best_v), jnp.where(better, last, best_l)
 
     def _potential(self, lml):
         def potential(v):

@@ -65,7 +65,7 @@ class BayesianOptimisation(Strategy):
         Option("xi", float, 0.0, "a number >= 0", lambda v: v >= 0, "EI/PI exploration margin (metric units)"),
         Option("beta", float, 2.0, "a number > 0", lambda v: v > 0, "UCB exploration weight"),
         Option("gp_steps", int, 10, "an integer >= 0", lambda v: v >= 0,
-               "ML-II Adam steps per fit (the first restart warm-starts from the previous fit)"),
+               "ML-II L-BFGS iterations per fit, at most (the first restart warm-starts from the previous fit)"),
         Option("gp_restarts", int, 1, "an integer >= 1", lambda v: v >= 1,
                "ML-II restarts: the warm start, then uniform draws"),
         Option("gp_samples", int, 0, "an integer >= 0", lambda v: v >= 0,
