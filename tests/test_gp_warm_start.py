@@ -56,3 +56,67 @@ def test_bo_carries_its_fit_to_the_next_step():
     # initial design: nothing carried; model phase: each step's warm start is the previous fit
     assert all(not np.any(v) for v in seen[:4])
     assert all(np.any(v) for v in seen[4:]) and not np.array_equal(seen[4], seen[5])
+
+
+def test_lbfgs_reaches_scipy_lbfgsb_optimum_on_nb201_with_noise_on_its_bound():
+    # real data where the noise belongs on its lower bound (a noiseless table): the box-constrained L-BFGS
+    # with one start must reach SciPy's L-BFGS-B (many starts, the same log-box) to 1e-6 in LML
+    from scipy.optimize import minimize
+
+    from jnas.encodings import adjacency_onehot
+    from jnas.strategies.bo import ONEHOT_LENGTHSCALE
+
+    with jax.enable_x64(True):
+        bench = get_benchmark("nb201/cifar10")
+        sp = bench.space
+        idx = np.random.default_rng(0).choice(sp.size, 80, replace=False)
+        archs = jax.vmap(sp.from_index)(jnp.asarray(idx))
+        X = np.asarray(jax.vmap(lambda a: adjacency_onehot(sp, a))(archs), np.float64)
+        y = np.asarray(bench.column(*bench.search_metric)[np.asarray(bench.rows(archs))])
+        gp = GP(input_bounds=(0.0, 1.0), lengthscale_bounds=ONEHOT_LENGTHSCALE, restarts=1)
+        params = jax.jit(gp.fit)(jax.random.key(0), X, y)
+        ours = float(gp.log_marginal_likelihood(X, y, params.lengthscale[0], params.outputscale[0],
+                                                params.noise[0]))
+
+        lml = jax.jit(jax.value_and_grad(lambda w: -gp.log_marginal_likelihood(X, y, *jnp.exp(w))))
+        box = [tuple(np.log(b)) for b in gp.bounds]
+        best = np.inf
+        for w0 in np.random.default_rng(1).uniform([b[0] for b in box], [b[1] for b in box], (6, 3)):
+            res = minimize(lambda w: tuple(np.asarray(t, np.float64) for t in lml(jnp.asarray(w))), w0, jac=True,
+                           method="L-BFGS-B", bounds=box, options={"ftol": 1e-14, "gtol": 1e-9})
+            best = min(best, res.fun)
+        assert ours >= -best - 1e-6
+        assert float(params.noise[0]) < 1.01 * gp.bounds[2][0]  # the optimum is on the bound, and reached
+
+
+def test_closed_form_lml_gradient_matches_autodiff_through_cholesky():
+    from jnas.predictors.gp import kernel_matrix
+
+    with jax.enable_x64(True):
+        X, y = _data(n=15)
+        gp = GP(ard=True)
+        x, z, valid, *_ = gp._prepare(X, y, None)
+        lml = gp._lml_fn(x, z, valid)
+
+        def plain(v):  # the same LML, differentiated through the factorisation
+            ls, os, nz = gp._unpack(v, 3)
+            k = kernel_matrix("matern52", x, x, ls, os) + (nz + gp.effective_jitter()) * jnp.eye(15)
+            chol = jnp.linalg.cholesky(k)
+            w = jax.scipy.linalg.solve_triangular(chol, z, lower=True)
+            return -0.5 * jnp.sum(w * w) - jnp.sum(jnp.log(jnp.diagonal(chol))) - 7.5 * jnp.log(2 * jnp.pi)
+
+        for seed in range(3):
+            v = jax.random.uniform(jax.random.key(seed), (5,), minval=-2, maxval=2)
+            np.testing.assert_allclose(lml(v), plain(v), rtol=1e-10)
+            np.testing.assert_allclose(jax.grad(lml)(v), jax.grad(plain)(v), rtol=1e-6, atol=1e-9)
+
+
+def test_matern_closed_form_derivative_matches_finite_differences():
+    from jax.test_util import check_grads
+
+    from jnas.predictors.gp import _matern52
+
+    with jax.enable_x64(True):
+        r2 = jnp.array([1e-3, 0.3, 1.0, 4.0, 25.0])
+        check_grads(_matern52, (r2,), order=1, modes=["fwd", "rev"])
+        assert np.isfinite(jax.grad(lambda r: _matern52(r))(0.0))  # finite at r = 0, where sqrt' is not
