@@ -449,8 +449,8 @@ class GP(Predictor):
     def _ml2(self, key, x, z, valid, p, init=None):
         """Best unconstrained hyperparameters ``float[p]`` over ``restarts`` runs of the ML-II optimiser.
 
-        The first run starts at ``init`` (a warm start; default the box centre), the others at uniform
-        draws in ``[-2, 2]``. L-BFGS works in the box coordinates ``t = sigmoid(v) ∈ [0, 1]``, Adam on ``v``.
+        The first run starts at ``init`` (a warm start; default the box centre) unless the box centre has the
+        higher likelihood, the others at uniform draws in ``[-2, 2]``. L-BFGS works in the box coordinates ``t = sigmoid(v) ∈ [0, 1]``, Adam on ``v``.
         """
         first = jnp.zeros((1, p)) if init is None else jnp.reshape(jnp.asarray(init, jnp.result_type(float)), (1, p))
         v0 = jnp.concatenate([first, jax.random.uniform(key, (self.restarts - 1, p), minval=-2.0, maxval=2.0)])
@@ -465,6 +465,12 @@ class GP(Predictor):
             starts, run = jax.nn.sigmoid(v0), self._lbfgs_run
         else:
             starts, run = v0, self._adam_run
+        if init is not None:
+            # a warm start can sit on a plateau where no gradient leads out (a lengthscale on its lower bound fits
+            # a few far-apart points as white noise; one more point and the optimum is elsewhere): the box centre
+            # replaces it when already better there, at the price of one evaluation
+            centre = starts[0] * 0.0 + (0.5 if unit else 0.0)
+            starts = starts.at[0].set(jnp.where(objective(centre) < objective(starts[0]), centre, starts[0]))
         if jax.default_backend() == "cpu":
             # one after another: each L-BFGS run stops on its own, where under vmap every run lasts as long as
             # the slowest and a batched Cholesky gains nothing on CPU (bench/gp.py: 4 restarts 0.85 s vmapped)
@@ -685,10 +691,14 @@ class GP(Predictor):
 
     def unconstrained(self, params: GPParams) -> jax.Array:
         """The unconstrained vector ``float[n_ls + 2]`` of the first hyperparameter sample of ``params``
-        (the inverse of the box map, clipped to ``[-8, 8]`` so a value on a bound stays finite)."""
+        (the inverse of the box map; a value on a bound stays finite: for L-BFGS, which works on the box, a
+        float epsilon inside it, for Adam, whose sigmoid saturates, clipped to ``[-8, 8]``)."""
         def inv(theta, bounds):
             la, lb = jnp.log(bounds[0]), jnp.log(bounds[1])
-            frac = jnp.clip((jnp.log(theta) - la) / (lb - la), 1e-6, 1 - 1e-6)
+            frac = (jnp.log(theta) - la) / (lb - la)
+            if self.optimizer == "lbfgs":
+                return _logit(frac)
+            frac = jnp.clip(frac, 1e-6, 1 - 1e-6)
             return jnp.clip(jnp.log(frac) - jnp.log1p(-frac), -8.0, 8.0)
 
         ls_b, os_b, nz_b = self.bounds
