@@ -57,12 +57,14 @@ def test_bo_picks_the_acquisition_argmax_among_unqueried_architectures():
 
     The runner's ``aux`` hook refits the GP on the state's observations and scores all 15,625 cells.
     Negative control: the uniform picks of the initial design fail the same check (a model-free
-    "BO", e.g. random search, would fail it at every step).
+    "BO", e.g. random search, would fail it at every step). On two to five points ML-II often
+    prefers an all-noise model, whose EI is the same everywhere, so the control counts only the
+    steps where the EI is not flat.
     """
     bench = get_benchmark("nb201/cifar10")
-    space, n_init = bench.space, 6
+    space, n_init, budget = bench.space, 10, 18
     # one ML-II restart starts at the warm start the state carries, so the fit does not depend on its key
-    s = make_strategy("bo", space, 16, n_init=n_init, gp_steps=5, gp_restarts=1, acquisition="ei")
+    s = make_strategy("bo", space, budget, n_init=n_init, gp_steps=5, gp_restarts=1, acquisition="ei")
     everything = space.enumerate()
     encode = jax.vmap(lambda a: adjacency_onehot(space, a))
     feats = encode(everything)
@@ -74,14 +76,17 @@ def test_bo_picks_the_acquisition_argmax_among_unqueried_architectures():
         ei = acq.expected_improvement(mean, var, jnp.max(jnp.where(valid, values, -jnp.inf)), xi=s.xi)
         ei = jnp.where(s.seen(step.state, everything), -jnp.inf, ei)  # never re-query
         picked = ei[space.index(jax.tree.map(lambda a: a[0], step.archs))]
-        return picked, ei.max(), step.state.history.count
+        low = jnp.min(jnp.where(jnp.isfinite(ei), ei, jnp.inf))
+        return picked, ei.max(), low, step.state.history.count
 
-    picked, top, told = run_tabular(s, bench, 3, aux=acquisition).aux
+    picked, top, low, told = run_tabular(s, bench, 3, aux=acquisition).aux
     model = told >= n_init
-    assert model.sum() == 3 * (16 - n_init)
+    assert model.sum() == 3 * (budget - n_init)
     assert np.isfinite(top[model]).all()
     np.testing.assert_allclose(picked[model], top[model], rtol=1e-5)  # ties allowed: compared by value
-    control = (told >= 2) & ~model  # uniform picks scored by a GP on at least two observations
+    # uniform picks scored by a GP on at least two observations, at steps where the EI tells cells apart
+    control = (told >= 2) & ~model & (top > low * (1 + 1e-2))
+    assert control.sum() >= 6, (told, top, low)
     assert np.mean(picked[control] < top[control] * (1 - 1e-3)) >= 0.75, (picked[control], top[control])
 
 

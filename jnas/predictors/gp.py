@@ -450,7 +450,8 @@ class GP(Predictor):
         """Best unconstrained hyperparameters ``float[p]`` over ``restarts`` runs of the ML-II optimiser.
 
         The first run starts at ``init`` (a warm start; default the box centre) unless the box centre has the
-        higher likelihood, the others at uniform draws in ``[-2, 2]``. L-BFGS works in the box coordinates ``t = sigmoid(v) ∈ [0, 1]``, Adam on ``v``.
+        higher likelihood, the others at uniform draws in ``[-2, 2]``. L-BFGS works in the box coordinates
+        ``t = sigmoid(v) ∈ [0, 1]``, Adam on ``v``.
         """
         first = jnp.zeros((1, p)) if init is None else jnp.reshape(jnp.asarray(init, jnp.result_type(float)), (1, p))
         v0 = jnp.concatenate([first, jax.random.uniform(key, (self.restarts - 1, p), minval=-2.0, maxval=2.0)])
