@@ -12,7 +12,8 @@ variance), Gaussian noise and a zero mean, every hyperparameter in the same box:
 
 * jnas: ``GP(input_bounds=(0, 1), lengthscale_bounds=(0.1, 10))``, default L-BFGS (at most 100
   iterations, SciPy's gtol/ftol tests), ``restarts=1`` (one start, like BoTorch) and ``restarts=4``
-  (jnas's default: 4 starts under ``vmap``). Each box is a log-sigmoid map of an unconstrained value.
+  (jnas's default: 4 starts, one after another on CPU, under ``vmap`` on an
+  accelerator). Each box is a log-sigmoid map of an unconstrained value.
 * BoTorch: ``SingleTaskGP(X, z, covar_module=ScaleKernel(MaternKernel(nu=2.5,
   lengthscale_constraint=Interval(0.1, 10)), outputscale_constraint=Interval(0.5, 5)),
   likelihood=GaussianLikelihood(noise_constraint=Interval(1e-6, 1e-1)), mean_module=ZeroMean(),
