@@ -6,7 +6,3 @@ ask/tell state machines; tabular benchmarks are jittable gathers. See
 """
 
 __version__ = "0.1.0"
-
-from jnas import _xla_flags
-
-_xla_flags.apply()
