@@ -470,7 +470,7 @@ class GP(Predictor):
             # a warm start can sit on a plateau where no gradient leads out (a lengthscale on its lower bound fits
             # a few far-apart points as white noise; one more point and the optimum is elsewhere): the box centre
             # replaces it when already better there, at the price of one evaluation
-            centre = starts[0] * 0.0 + (0.5 if unit else 0.0)
+            centre = jnp.full_like(starts[0], 0.5 if unit else 0.0)
             starts = starts.at[0].set(jnp.where(objective(centre) < objective(starts[0]), centre, starts[0]))
         if jax.default_backend() == "cpu":
             # one after another: each L-BFGS run stops on its own, where under vmap every run lasts as long as
