@@ -74,9 +74,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.scipy.linalg import solve_triangular
 
+from jnas.batching import sequential_vmap
 from jnas.errors import JnasError, bad_argument, check_bounds, check_int, check_number, check_positive
+from jnas.linalg import cholesky, solve_triangular
 from jnas.predictors.base import Predictor, check_targets
 from jnas.predictors.nuts import nuts_sample
 
@@ -216,7 +217,7 @@ def _gaussian_log_density(gram, z):
 
 
 def _gaussian_log_density_fwd(gram, z):
-    chol = jnp.linalg.cholesky(gram)
+    chol = cholesky(gram)
     w = solve_triangular(chol, z, lower=True)
     alpha = solve_triangular(chol, w, lower=True, trans=1)
     return -0.5 * jnp.sum(w * w) - jnp.sum(jnp.log(jnp.diagonal(chol))), (chol, alpha)
@@ -242,7 +243,7 @@ def _factor(kind, x, z, valid, ls, os, noise, jitter):
     """
 
     def attempt(j):
-        return jax.vmap(lambda a, b, c: jnp.linalg.cholesky(_gram(kind, x, valid, a, b, c, j)))(ls, os, noise)
+        return jax.vmap(lambda a, b, c: cholesky(_gram(kind, x, valid, a, b, c, j)))(ls, os, noise)
 
     chol = attempt(jitter)
     for boost in (10.0, 100.0):
@@ -651,7 +652,9 @@ class GP(Predictor):
                 self.max_tree_depth,
             )
         else:
-            v = self._ml2(key, x, z, valid, p, init)[None]
+            # seeds vmapped over fit: on CPU one ML-II run after another (jnas.batching: 3.6x faster for bo)
+            args = (key, x, z, valid) if init is None else (key, x, z, valid, jnp.asarray(init))
+            v = sequential_vmap(lambda k, *a: self._ml2(k, *a[:3], p, *a[3:]))(*args)[None]
         ls, os, nz = jax.vmap(lambda t: self._unpack(t, x.shape[1]))(v)
         return self._condition(x, z, valid, lo, span, mu, sd, ls, os, nz)
 

@@ -25,6 +25,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jnas.linalg import cho_solve, cholesky
+
 #: ridge penalty relative to the mean diagonal of a node's (centred) Gram matrix
 RIDGE = 1e-3
 #: rows of the sample buffer per Gram accumulation step (bounds memory under vmap)
@@ -238,8 +240,8 @@ def fit(x: jax.Array, y: jax.Array, n: jax.Array, height: int, tol: jax.Array) -
         zero = (jnp.zeros((k, dim, dim), dtype), jnp.zeros((k, dim), dtype))
         g, r = jax.lax.fori_loop(0, n_chunks, gram, zero)
         lam = RIDGE * jnp.trace(g, axis1=1, axis2=2) / dim + jnp.finfo(dtype).tiny ** 0.5
-        chol = jnp.linalg.cholesky(g + lam[:, None, None] * eye)
-        w = jax.scipy.linalg.cho_solve((chol, True), r[..., None])[..., 0]
+        chol = cholesky(g + lam[:, None, None] * eye)
+        w = cho_solve(chol, r)
         # rows past this level's 2**level nodes are empty (w = 0) and are overwritten by the next level
         lo = 2**level - 1
         splits = splits._replace(
