@@ -82,6 +82,8 @@ from jnas.predictors.base import Predictor, check_targets
 from jnas.predictors.nuts import nuts_sample
 
 KERNELS = ("matern52", "rbf")
+#: candidates per block when predicting many at once (``GP.latent``)
+PREDICT_CHUNK = 128
 OPTIMIZERS = ("lbfgs", "adam")
 LBFGS_MEMORY = 10
 LBFGS_HALVINGS = 10
@@ -725,23 +727,40 @@ class GP(Predictor):
             return (X - lo) / span
         return (X - params.lo) / params.span
 
-    def latent(self, params: GPParams, X):
+    def latent(self, params: GPParams, X, with_factor: bool = True):
         """Standardised latent moments per sample and the factor for covariances.
 
         Returns ``mean float[s, m]``, ``var float[s, m]`` of ``f`` (standardised
         units, no noise) and ``V = L⁻¹ k(x_train, X)`` ``float[s, n, m]``, so that
-        ``cov(f(a), f(b)) = k(a, b) - V[:, :, a]ᵀ V[:, :, b]``.
+        ``cov(f(a), f(b)) = k(a, b) - V[:, :, a]ᵀ V[:, :, b]``. With
+        ``with_factor=False`` the third item is ``None`` and the moments are
+        computed ``PREDICT_CHUNK`` candidates at a time, so that the ``n × m``
+        kernel block never leaves the cache (scoring all 15,625 NB201 cells for
+        ten seeds at 150 points: 157 -> 78 ms on the 2-core CI machine, where
+        every pass over a 94 MB array costs 30 ms).
         """
         u = self.scale_inputs(params, X)
 
         def one(ls, os, chol, alpha):
-            ks = jnp.where(params.valid[:, None], kernel_matrix(self.kernel, params.x, u, ls, os, expand=True), 0.0)
-            # L⁻¹ once (n×n), then one matrix product over the m candidates: on CPU about twice as fast as a
+            # L⁻¹ once (n×n), then one matrix product over the candidates: on CPU about twice as fast as a
             # triangular solve with m right-hand sides, the same up to float round-off (L is well conditioned:
             # its diagonal is at least sqrt(noise + jitter))
             l_inv = solve_triangular(chol, jnp.eye(chol.shape[0], dtype=chol.dtype), lower=True)
-            v = l_inv @ ks
-            return ks.T @ alpha, jnp.maximum(os - jnp.sum(v * v, 0), 0.0), v
+
+            def block(ub):
+                ks = jnp.where(params.valid[:, None], kernel_matrix(self.kernel, params.x, ub, ls, os, expand=True),
+                               0.0)
+                v = l_inv @ ks
+                return ks.T @ alpha, jnp.maximum(os - jnp.sum(v * v, 0), 0.0), v
+
+            m = u.shape[0]
+            if with_factor or m <= PREDICT_CHUNK:
+                out = block(u)
+                return out if with_factor else (*out[:2], None)
+            n_chunks = -(-m // PREDICT_CHUNK)
+            padded = jnp.concatenate([u, jnp.broadcast_to(u[:1], (n_chunks * PREDICT_CHUNK - m, u.shape[1]))])
+            mean, var = jax.lax.map(lambda ub: block(ub)[:2], padded.reshape(n_chunks, PREDICT_CHUNK, -1))
+            return mean.reshape(-1)[:m], var.reshape(-1)[:m], None
 
         if params.chol.shape[0] == 1:  # ML-II: no sample axis to map over (a batched product is slower on CPU)
             return jax.tree.map(lambda a: a[None], one(params.lengthscale[0], params.outputscale[0], params.chol[0],
@@ -765,7 +784,7 @@ class GP(Predictor):
 
     def predict_samples(self, params: GPParams, X, log_space: bool = False):
         """Per-sample predictive moments ``(means float[s, m], vars float[s, m])`` in target units."""
-        mean, var, _ = self.latent(params, X)
+        mean, var, _ = self.latent(params, X, with_factor=False)
         return self.to_original(params, mean, var, log_space)
 
     def predict(self, params: GPParams, X, log_space: bool = False) -> tuple[jax.Array, jax.Array]:
