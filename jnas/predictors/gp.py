@@ -495,7 +495,8 @@ class GP(Predictor):
         halved up to ``LBFGS_HALVINGS`` times. Working on the box itself matters: through a sigmoid a
         hyperparameter that belongs on its bound (often the noise) is approached ever more slowly and the
         ``ftol`` test stops the run short of it. Written here rather than taken from optax: optax's zoom line
-        search deadlocked XLA:CPU when vmapped over seeds with a 150 x 150 Cholesky inside.
+        search deadlocked XLA:CPU when vmapped over seeds with a 150 x 150 Cholesky inside (the batched LAPACK
+        deadlock that ``jnas.linalg`` now avoids), and a loop of its own stops each seed on its own.
         """
         m, p = LBFGS_MEMORY, t0.shape[0]
         value_grad = jax.value_and_grad(objective)

@@ -96,7 +96,8 @@ def make_scan_fn(strategy: Strategy, benchmark: TabularBenchmark, metric_key, dt
             if aux is None:
                 return told, (rows, vals)
             # the hook runs after the step (a barrier orders them): independent of the strategy's own
-            # work, it would otherwise run beside it, and XLA:CPU can deadlock running two such at once
+            # work, it would otherwise run beside it; two batched LAPACK calls at once deadlocked XLA:CPU
+            # before jnas.linalg, and the order keeps any such hook from meeting the strategy's own
             step_view, told = jax.lax.optimization_barrier((ScanStep(state, k, archs, asked, rows, vals), told))
             return told, (rows, vals, aux(step_view))
 
