@@ -23,6 +23,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from flax import nnx
 from helpers import real_weights
@@ -269,7 +270,7 @@ def test_gdas_weights_are_hard_forward_and_soft_backward():
 def test_method_state_shapes_and_strengths():
     key = jax.random.key(0)
     for space in ("nb201", "darts"):
-        for name in ("darts", "darts2", "gdas"):
+        for name in ("darts", "darts2", "gdas", "snas"):
             m = make_method(name, space)
             a = m.init_arch(key)
             assert a.shape == edge_weight_shape(space) and float(jnp.abs(a).max()) < 1e-2
@@ -613,3 +614,66 @@ def test_anasod_derivation_skips_nan_candidates(monkeypatch):
     arch, loss = oneshot.derive(method, None, p, None, None, search_config(1), None, jax.random.key(0),
                                 get_space("nb201"))
     assert loss is None and bool(get_space("nb201").is_valid(arch))
+
+
+def test_snas_weights_are_soft_concrete_samples_annealed_geometrically():
+    default = make_method("snas", "darts")
+    assert default.tau(0.0) == 1.0 and default.tau(1.0) == pytest.approx(0.03)
+    m = make_method("snas", "nb201", tau_max=2.0, tau_min=0.5)
+    assert m.tau(0.5) == pytest.approx(1.0)  # geometric: the mean of the logs
+    arch = jax.random.normal(jax.random.key(0), (6, 5))
+    key = jax.random.key(1)
+    w = np.asarray(m.edge_weights(arch, key, 0.0))
+    gumbel = jax.random.gumbel(key, arch.shape, arch.dtype)
+    np.testing.assert_allclose(w, jax.nn.softmax((arch + gumbel) / 2.0, axis=-1), rtol=1e-6)
+    assert np.all(w > 0) and np.all(w < 1)  # soft: every op keeps a share (GDAS would be one-hot)
+    # colder is closer to one-hot, with the same sampled argmax
+    cold = np.asarray(make_method("snas", "nb201", tau_max=0.01, tau_min=0.01).edge_weights(arch, key, 0.0))
+    assert cold.max(-1).min() > 0.99 and np.array_equal(cold.argmax(-1), w.argmax(-1))
+    np.testing.assert_allclose(m.strengths(arch), jax.nn.softmax(arch, axis=-1), rtol=1e-6)
+
+
+def test_snas_resource_penalty_moves_mass_to_cheaper_ops():
+    from jnas.train.oneshot_methods import op_parameters
+
+    np.testing.assert_array_equal(op_parameters("nb201", 16), [0, 0, 256, 2304, 0])
+    np.testing.assert_array_equal(op_parameters("darts", 16), [0, 0, 0, 0, 800, 1312, 400, 656])
+    free = make_method("snas", "nb201")
+    arch = jnp.zeros((6, 5))
+    assert float(free.arch_penalty(arch)) == 0.0 and float(jnp.abs(jax.grad(free.arch_penalty)(arch)).max()) == 0.0
+    m = make_method("snas", "nb201", resource_lambda=0.1)
+    g = np.asarray(jax.grad(m.arch_penalty)(arch))
+    # ∂E[C]/∂α_k = p_k (c_k - E[C]): descending it lowers the 3x3 conv (above the mean cost) and raises the
+    # free ops most, the 1x1 conv (below the mean at uniform weights) less
+    assert np.all(g[:, 3] > 0) and np.all(g[:, [0, 1, 4]] < g[:, [2]]) and np.all(g[:, 2] < 0)
+    opt = m.arch_optimizer()
+    state, a = opt.init(arch), arch
+    for _ in range(50):
+        upd, state = opt.update(jax.grad(m.arch_penalty)(a), state, a)
+        a = optax.apply_updates(a, upd)
+    assert float(m.expected_cost(a)) < float(m.expected_cost(arch))
+    with pytest.raises(JnasError, match="resource_lambda"):
+        make_method("snas", "nb201", resource_lambda=-1.0)
+
+
+def test_snas_search_step_applies_the_resource_penalty():
+    method = make_method("snas", "nb201", resource_lambda=1.0, arch_lr=0.05)
+    arch0 = method.init_arch(jax.random.key(0))
+    model = tiny_supernet(arch0, channels=3)
+    cfg = search_config(1, overrides=dict(batch_size=8))
+    graphdef, state = split_supernet(model)
+    w_opt, a_opt, schedule = make_optimizer(cfg, 5), method.arch_optimizer(), make_schedule(cfg, 5)
+    step = make_search_step(graphdef, method, w_opt, a_opt, cfg, schedule,
+                            mean=np.full(3, 127.0), std=np.full(3, 70.0))
+    state, w_state, a_state = replicate(make_mesh(), (state, w_opt.init(state.params), a_opt.init(state.arch)))
+    for i in range(5):
+        xt, yt = images(8, 2 * i)
+        xv, yv = images(8, 2 * i + 1)
+        state, w_state, a_state, m = step(state, w_state, a_state, xt, yt, xv, yv, jax.random.key(i),
+                                          jnp.int32(i), jnp.float32(i / 5))
+        assert all(np.isfinite(float(v)) for v in m.values())
+        assert float(m["val_loss"]) < 5.0  # the reported loss is the cross-entropy, not loss + penalty (~7.3)
+    a = arch_value(state.arch)
+    # a strong constraint outweighs the tiny task: the expected cost falls, the 3x3 conv loses most
+    assert float(method.expected_cost(a)) < 0.8 * float(method.expected_cost(arch0))
+    assert np.all(np.asarray(a)[:, 3] < np.asarray(arch0)[:, 3])

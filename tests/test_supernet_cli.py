@@ -213,7 +213,8 @@ def test_a_method_refuses_a_space_it_does_not_support():
 
 def test_list_names_the_one_shot_methods_and_their_options(capsys):
     rc, out, _ = cli(["list"], capsys)
-    assert rc == 0 and "one-shot methods (jnas supernet): darts, darts2, gdas, anasod-dnas" in out
+    assert rc == 0 and "one-shot methods (jnas supernet): darts, darts2, gdas, snas, anasod-dnas" in out
+    assert "snas --set tau_max=1.0" in out and "resource_lambda=0.0" in out
     assert "gdas --set tau_max=10.0" in out and "supernet nb201 --model channels=16" in out
 
 

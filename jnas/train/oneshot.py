@@ -144,17 +144,19 @@ def _arch_step_grad(loss: Callable, method: Method, params, arch, rest, xt, yt, 
     order: at the unrolled weights ``w'``), so the step reports accuracy without another forward pass.
     """
     def lval(p, a):
+        # the method's penalty (SNAS's resource cost) shapes the step; the reported L_val stays the loss
         value, (logits, _) = loss(p, a, rest, xv, yv, key, progress)
-        return value, logits
+        return value + method.arch_penalty(arch_value(a)), (value, logits)
 
     def ltrain(p, a):
         return loss(p, a, rest, xt, yt, key, progress)[0]
 
     if not method.second_order:
-        return jax.value_and_grad(lval, argnums=1, has_aux=True)(params, arch)
+        (_, value), grad = jax.value_and_grad(lval, argnums=1, has_aux=True)(params, arch)
+        return value, grad
     g_w = jax.grad(ltrain)(params, arch)
     unrolled = jax.tree.map(lambda w, g: w - xi * (g + wd * w), params, g_w)
-    value, (d_w, d_a) = jax.value_and_grad(lval, argnums=(0, 1), has_aux=True)(unrolled, arch)
+    (_, value), (d_w, d_a) = jax.value_and_grad(lval, argnums=(0, 1), has_aux=True)(unrolled, arch)
     eps = FD_RADIUS / jnp.maximum(optax.global_norm(d_w), 1e-12)
     plus = jax.tree.map(lambda w, d: w + eps * d, params, d_w)
     minus = jax.tree.map(lambda w, d: w - eps * d, params, d_w)

@@ -38,6 +38,21 @@ Methods (``METHODS``; options settable with ``--set``):
     GDAS's own code runs only the sampled op and adds the others' zero weights
     as constants, which gives them ``Σ ∂L/∂out`` instead (cheaper, biased
     differently; the sampled op's gradient is the same).
+``snas``
+    Xie et al. (ICLR 2019): per-edge logits ``log α``; weights are a *soft*
+    concrete sample ``softmax((α + g) / τ)`` (no straight-through; every op
+    runs, weighted), ``τ`` annealed geometrically from ``tau_max = 1`` in the
+    first epoch to ``tau_min = 0.03`` in the last (the temperatures of the
+    SNAS authors' published search command). Same Adam as DARTS, on the
+    architecture half's loss (jnas keeps one bilevel loop; SNAS trains both
+    on one generic loss). Resource constraint (``resource_lambda`` η > 0):
+    ``η · log E[C(Z)]`` is added to the architecture loss, ``C`` the op
+    parameters of the cell (``op_parameters`` at ``cost_channels``); the
+    expectation is exact because ``p_α`` factorises over edges (SNAS
+    estimates its gradient by Monte Carlo), and the log is SNAS's
+    ``--log_penalty`` form. Derivation: the distribution's mode, the arg-max
+    op of every edge (for DARTS the DARTS rule: the two strongest incoming
+    edges of each node, ``none`` excluded).
 ``anasod-dnas``
     Wan et al., Algorithm 1: one operation distribution ``p̃`` per cell type
     (NB201: ``[1, 5]``; DARTS: ``[2, 7]``, normal and reduce, without
@@ -58,10 +73,11 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from jnas.errors import JnasError, is_int, is_number
-from jnas.models.supernet import SPACES, edge_weight_shape
+from jnas.models.supernet import SPACES, edge_weight_shape, op_names
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,6 +148,10 @@ class Method:
         """Per-edge op strengths, shaped like the edge weights."""
         raise NotImplementedError
 
+    def arch_penalty(self, arch) -> jax.Array:
+        """A term added to the architecture step's loss (a resource constraint); 0 unless overridden."""
+        return jnp.zeros((), jnp.float32)
+
 
 class Darts(Method):
     """First-order DARTS: softmax over per-edge logits, Adam on the validation loss."""
@@ -185,6 +205,61 @@ class GDAS(Darts):
         return hard - jax.lax.stop_gradient(soft) + soft
 
 
+def op_parameters(space: str, channels: int) -> np.ndarray:
+    """Weights of each candidate op of ``space`` at ``channels`` in and out (``float32[n_ops]``; no BatchNorm).
+
+    NB201: a ``k × k`` ReLU-conv-BN has ``k²C²``; DARTS (normal cells): a separable conv two depthwise
+    ``k × k`` and two pointwise convs, ``2(k²C + C²)``, a dilated conv one of each, ``k²C + C²``;
+    pooling, the identity and ``none`` have none.
+    """
+    c = int(channels)
+    costs = []
+    for name in op_names(space):
+        if name.startswith("nor_conv"):
+            k = int(name[-1])
+            costs.append(k * k * c * c)
+        elif name.startswith(("sep_conv", "dil_conv")):
+            k = int(name[-1])
+            costs.append((2 if name.startswith("sep") else 1) * (k * k * c + c * c))
+        else:
+            costs.append(0)
+    return np.asarray(costs, np.float32)
+
+
+class SNAS(Darts):
+    """SNAS: soft concrete (Gumbel-softmax) samples, temperature annealed geometrically, optional resource cost."""
+
+    name = "snas"
+    options = _ADAM + (
+        MethodOption("tau_max", float, 1.0, "a positive number", _positive),
+        MethodOption("tau_min", float, 0.03, "a positive number", _positive),
+        MethodOption("resource_lambda", float, 0.0, "a number >= 0", lambda v: v >= 0 and math.isfinite(v)),
+        MethodOption("cost_channels", int, 16, "an integer >= 1", lambda v: v >= 1),
+    )
+
+    def validate(self):
+        if self.tau_min > self.tau_max:
+            raise JnasError(f"--set tau_min: got {self.tau_min}, expected at most tau_max={self.tau_max}")
+        self.op_cost = op_parameters(self.space, self.cost_channels)
+
+    def tau(self, progress):
+        """Temperature at ``progress`` (0: first epoch, 1: last): ``tau_max · (tau_min / tau_max)^progress``."""
+        return self.tau_max * (self.tau_min / self.tau_max) ** progress
+
+    def edge_weights(self, arch, key, progress):
+        g = jax.random.gumbel(key, arch.shape, arch.dtype)
+        return jax.nn.softmax((arch + g) / self.tau(progress), axis=-1)
+
+    def expected_cost(self, arch) -> jax.Array:
+        """``E_{Z ~ p_α}[C(Z)]``: the expected op parameters of a sampled cell (exact: ``p_α`` factorises)."""
+        return jnp.sum(jax.nn.softmax(arch, axis=-1) * jnp.asarray(self.op_cost))
+
+    def arch_penalty(self, arch):
+        if self.resource_lambda == 0:
+            return jnp.zeros((), jnp.float32)
+        return self.resource_lambda * jnp.log(jnp.maximum(self.expected_cost(arch), 1.0))
+
+
 def exponentiated_gradient(lr: float) -> optax.GradientTransformation:
     """Mirror descent on the simplex (last axis): ``p ← p · exp(-lr · g) / Σ``; updates are ``new - p``."""
 
@@ -235,7 +310,7 @@ class AnasodDNAS(Method):
 
 
 #: method name -> class
-METHODS: dict[str, type[Method]] = {m.name: m for m in (Darts, Darts2, GDAS, AnasodDNAS)}
+METHODS: dict[str, type[Method]] = {m.name: m for m in (Darts, Darts2, GDAS, SNAS, AnasodDNAS)}
 
 
 def make_method(name: str, space: str, **opts) -> Method:
@@ -249,5 +324,5 @@ def make_method(name: str, space: str, **opts) -> Method:
     return METHODS[name](space, **opts)
 
 
-__all__ = ["METHODS", "AnasodDNAS", "Darts", "Darts2", "GDAS", "Method", "MethodOption", "exponentiated_gradient",
-           "make_method"]
+__all__ = ["METHODS", "SNAS", "AnasodDNAS", "Darts", "Darts2", "GDAS", "Method", "MethodOption",
+           "exponentiated_gradient", "make_method", "op_parameters"]
