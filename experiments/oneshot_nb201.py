@@ -1,4 +1,4 @@
-"""One-shot search on NAS-Bench-201 with real CIFAR-10: DARTS (1st/2nd order), GDAS and ANASOD-DNAS.
+"""One-shot search on NAS-Bench-201 with real CIFAR-10: DARTS (1st/2nd order), GDAS, SNAS and ANASOD-DNAS.
 
 Every method searches the NB201 cell with its supernet (``jnas supernet``'s
 ``run_supernet``); after every epoch the derived cell is looked up in the
@@ -14,7 +14,7 @@ Profiles:
     cell per stage), 5 epochs per method, 3 seeds.
 ``gpu``
     the papers' schedules: full CIFAR-10 (``jnas data prepare cifar10``
-    first), 16 channels, 5 cells per stage, 50 epochs (DARTS, GDAS) and 20
+    first), 16 channels, 5 cells per stage, 50 epochs (DARTS, GDAS, SNAS) and 20
     (ANASOD-DNAS). ``--max-epochs N`` stops each run after N epochs and
     projects the full run's time from the timed epochs.
 
@@ -22,7 +22,7 @@ Each run lives in ``--work/<profile>/<method>-s<seed>`` and checkpoints
 every epoch, so rerunning the script resumes where it was stopped. The
 aggregate goes to ``experiments/results/oneshot_nb201_<profile>.json``.
 
-    python experiments/oneshot_nb201.py [--profile cpu|gpu] [--seeds 3] [--methods darts,darts2,gdas,anasod-dnas]
+    python experiments/oneshot_nb201.py [--profile cpu|gpu] [--seeds 3] [--methods darts,darts2,gdas,snas,anasod-dnas]
 """
 
 from __future__ import annotations
@@ -39,11 +39,11 @@ from jnas.runs.supernet import run_supernet
 
 PROFILES = {
     "cpu": {"data": "cifar10_subset", "model": {"channels": 8, "cells_per_stage": 1},
-            "epochs": {"darts": 5, "darts2": 5, "gdas": 5, "anasod-dnas": 5}},
+            "epochs": {"darts": 5, "darts2": 5, "gdas": 5, "snas": 5, "anasod-dnas": 5}},
     "gpu": {"data": "cifar10", "model": {"channels": 16, "cells_per_stage": 5},
-            "epochs": {"darts": 50, "darts2": 50, "gdas": 50, "anasod-dnas": 20}},
+            "epochs": {"darts": 50, "darts2": 50, "gdas": 50, "snas": 50, "anasod-dnas": 20}},
 }
-METHODS = ("darts", "darts2", "gdas", "anasod-dnas")
+METHODS = ("darts", "darts2", "gdas", "snas", "anasod-dnas")
 #: ANASOD (Wan et al.), Table 3: NB201 CIFAR-10 test accuracy of the searched cells
 PAPER = {"darts": 54.30, "anasod-dnas": 92.25}
 
