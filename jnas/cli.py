@@ -246,12 +246,14 @@ def cmd_list(args) -> int:
         for o in strategies.get_strategy(name).options:
             print(f"  {name} --set {o.name}={o.default}  ({o.help}; {o.expected})")
     from jnas.models.supernet import NETWORK_OPTIONS
-    from jnas.train.oneshot_methods import METHODS
+    from jnas.train.oneshot_methods import EARLY_STOP_OPTIONS, METHODS
 
     print("one-shot methods (jnas supernet): " + ", ".join(METHODS))
     for name, m in METHODS.items():
         for o in m.options:
             print(f"  {name} --set {o.name}={o.default}  ({o.expected})")
+    for o in EARLY_STOP_OPTIONS:
+        print(f"  any method --set {o.name}={o.default}  ({o.expected}; DARTS+ early stopping)")
     for space, opts in NETWORK_OPTIONS.items():
         print(f"  supernet {space} --model " + " --model ".join(f"{k}={v}" for k, v in opts.items()))
     print("benchmarks: " + ", ".join(benchmarks.names()))
@@ -431,6 +433,8 @@ def cmd_supernet(args) -> int:
     extra = "" if not looked else "  nb201 test " + "  ".join(
         f"{d} {'-' if v is None else f'{v:.2f}%'}" for d, v in looked.items())
     resumed = f"  resumed after epoch {record['resumed_from']}" if record["resumed_from"] else ""
+    if record.get("early_stop"):
+        resumed += f"  stopped after epoch {record['stopped_at_epoch']} ({record['early_stop']})"
     print(f"derived {record['derived_arch']}{extra}  ({record['wall_seconds']:.0f} s){resumed}  "
           f"-> {Path(args.out) / 'result.json'}")
     if record.get("nb201_lookup_error"):

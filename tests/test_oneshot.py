@@ -564,7 +564,8 @@ BAD_INPUTS = {
     "tau-order": (lambda: make_method("gdas", "nb201", tau_min=5, tau_max=1),
                   r"^--set tau_min: got 5\.0, expected at most tau_max=1\.0$"),
     "unknown-option": (lambda: make_method("darts", "nb201", bogus=1),
-                       r"^--set bogus: unknown option for method 'darts'; valid options: arch_lr, arch_weight_decay$"),
+                       r"^--set bogus: unknown option for method 'darts'; valid options: arch_lr, "
+                       r"arch_weight_decay, early_stop, stable_epochs$"),
     "arch-lr": (lambda: make_method("darts2", "darts", arch_lr=0),
                 r"^--set arch_lr: got 0(\.0)?, expected a positive number$"),
     "int-option": (lambda: make_method("anasod-dnas", "nb201", derive_samples="many"),
@@ -677,3 +678,53 @@ def test_snas_search_step_applies_the_resource_penalty():
     # a strong constraint outweighs the tiny task: the expected cost falls, the 3x3 conv loses most
     assert float(method.expected_cost(a)) < 0.8 * float(method.expected_cost(arch0))
     assert np.all(np.asarray(a)[:, 3] < np.asarray(arch0)[:, 3])
+
+
+def _nb201_record(arch, derived):
+    return {"arch": np.asarray(arch, np.float32).tolist(), "derived": list(derived)}
+
+
+def test_darts_plus_stop_triggers_on_crafted_histories_and_not_on_a_healthy_one():
+    from jnas.train.oneshot_methods import early_stop_reason
+
+    skip = darts_space.OPS.index("skip_connect")
+    rng = np.random.default_rng(0)
+    healthy = [_nb201_record(rng.normal(size=(6, 5)), [3, 2, 1, 3, 4, 2]) for _ in range(6)]
+    for rule in ("none", "skip", "rank", "both"):
+        assert early_stop_reason(make_method("darts", "nb201", early_stop=rule, stable_epochs=3), healthy) is None
+    # two skip connections in the derived cell
+    collapsed = healthy + [_nb201_record(rng.normal(size=(6, 5)), [1, 1, 3, 3, 2, 2])]
+    assert early_stop_reason(make_method("darts", "nb201", early_stop="skip"), collapsed).startswith("skip")
+    assert early_stop_reason(make_method("darts", "nb201", early_stop="rank"), collapsed) is None
+    # DARTS: the normal cell (0) counts, the reduction cell (1) does not
+    geno = np.zeros((2, 8, 2), np.int8)
+    geno[..., 1] = darts_space.OPS.index("sep_conv_3x3")
+    geno[1, :3, 1] = skip
+    rec = {"arch": np.zeros((2, 14, 8)).tolist(), "derived": geno.tolist()}
+    assert early_stop_reason(make_method("gdas", "darts", early_stop="skip"), [rec]) is None
+    geno[0, [2, 5], 1] = skip
+    rec = {"arch": np.zeros((2, 14, 8)).tolist(), "derived": geno.tolist()}
+    assert "2 skip connections" in early_stop_reason(make_method("gdas", "darts", early_stop="both"), [rec])
+    # a ranking of the learnable ops (the two convolutions) unchanged for stable_epochs epochs
+    base = rng.normal(size=(6, 5))
+    drift = [_nb201_record(base + 1e-3 * i * rng.normal(size=(6, 5)) * np.array([1, 1, 0, 0, 1]), [3] * 6)
+             for i in range(4)]  # only the non-learnable ops move
+    m = make_method("darts", "nb201", early_stop="rank", stable_epochs=3)
+    assert early_stop_reason(m, drift).startswith("rank")
+    assert early_stop_reason(m, drift[:3]) is None  # fewer than stable_epochs + 1 records
+    flipped = np.array(base)
+    flipped[0, [2, 3]] = flipped[0, [3, 2]]
+    assert early_stop_reason(m, drift[:3] + [_nb201_record(flipped, [3] * 6)]) is None
+
+
+def test_search_stops_early_and_a_rerun_does_not_continue(tmp_path):
+    method = make_method("darts", "nb201", early_stop="rank", stable_epochs=1, arch_lr=1e-12)
+    cfg = search_config(4, overrides=dict(batch_size=8, eval_batch_size=8))
+    data = images(32, 0)
+    arch0 = method.init_arch(jax.random.key(3))
+    ck = tmp_path / "ck"
+    res = search_supernet(tiny_supernet(arch0), method, data, cfg, key=jax.random.key(1), checkpoint_dir=ck)
+    # α barely moves, so its ranking is the same after epochs 1 and 2: stop there, not at epoch 4
+    assert [r["epoch"] for r in res.history] == [1, 2] and res.history[-1]["early_stop"].startswith("rank")
+    again = search_supernet(tiny_supernet(arch0), method, data, cfg, key=jax.random.key(1), checkpoint_dir=ck)
+    assert [r["epoch"] for r in again.history] == [1, 2] and again.resumed_from == 2

@@ -206,6 +206,9 @@ def run_supernet(space: str, method: str, *, data: str, epochs: int, out, seed: 
         "devices": [str(d) for d in jax.local_devices()],
         "history": history,
     }
+    if result.history and result.history[-1].get("early_stop"):
+        record["stopped_at_epoch"] = int(result.history[-1]["epoch"])
+        record["early_stop"] = result.history[-1]["early_stop"]
     if lookup is not None:
         record["nb201_test_acc"] = lookup.test_acc(result.derived)
         if lookup.error:
@@ -254,9 +257,10 @@ def load_supernet_run(out, *, data_dir=None, mesh=None):
     model = build_supernet(space, m.init_arch(k_arch), num_classes=int(rec["num_classes"]),
                            rngs=nnx.Rngs(k_model), **opts)
     last = ckpt.latest_epoch(out / "checkpoints")
-    if last != config.epochs:
+    stopped = rec.get("stopped_at_epoch")  # DARTS+ early stopping ends a run before its last epoch
+    if last != (stopped or config.epochs):
         raise JnasError(f"supernet run: {out / 'checkpoints'} holds epoch {last}, not the run's last epoch "
-                        f"{config.epochs}; rerun the search to finish it")
+                        f"{stopped or config.epochs}; rerun the search to finish it")
     state = restore_supernet(out / "checkpoints", model, m, config)
     _, arch_half, _ = search_halves(train, k_search)
     return SupernetEvaluator(space, model, state, valid_data=arch_half, test_data=test, mean=mean, std=std,

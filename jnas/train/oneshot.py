@@ -49,7 +49,7 @@ from jnas.train import checkpoint as ckpt
 from jnas.train.augment import augment_batch, eval_batch
 from jnas.train.data import epoch_batches
 from jnas.train.loop import _cast_floats, _check_data, _check_resumable, _json, _key_data, _match_dtypes, pixel_stats
-from jnas.train.oneshot_methods import Method
+from jnas.train.oneshot_methods import Method, early_stop_reason
 from jnas.train.optim import TrainConfig, cross_entropy, make_optimizer, make_schedule
 from jnas.train.sharding import batch_sharding, check_divisible, make_mesh, replicate, replicated
 
@@ -353,6 +353,8 @@ def search_supernet(
     sharding = batch_sharding(mesh)
     derived = None if not history else _array(history[-1]["derived"])
     for epoch in range(start, config.epochs):
+        if history and history[-1].get("early_stop"):
+            break  # a resumed run that DARTS+ had already stopped
         t0 = time.perf_counter()
         k_epoch = jax.random.fold_in(k_run, epoch)
         k_pw, k_pa, k_steps, k_derive = jax.random.split(k_epoch, 4)
@@ -388,11 +390,16 @@ def search_supernet(
             "seconds": time.perf_counter() - t0,
         }
         history.append(record)
+        reason = early_stop_reason(method, history)
+        if reason is not None:
+            record["early_stop"] = reason
         if checkpoint_dir is not None:
             ckpt.save(checkpoint_dir, epoch + 1, state=state, opt_state=(w_state, a_state), key=key,
                       history=history, meta={**meta, "wall_seconds": wall_before + time.perf_counter() - t_start})
         if on_epoch is not None:
             on_epoch(dict(record))
+        if reason is not None:
+            break
     return SupernetResult(
         derived=_array(history[-1]["derived"]),
         arch=np.asarray(history[-1]["arch"], np.float32),

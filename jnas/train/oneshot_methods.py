@@ -18,6 +18,13 @@ method says
   strengths) or ``"sample"`` (ANASOD-DNAS: cells sampled from the learned
   distribution, the best by supernet validation loss kept).
 
+Every method also takes DARTS+'s early stopping (Liang et al., 2019;
+``early_stop_reason``): ``early_stop=skip`` stops the search after the
+first epoch whose derived normal cell has 2 or more skip connections,
+``rank`` once the per-edge ranking of the parameterised ops has not changed
+for ``stable_epochs`` epochs (default 10), ``both`` at whichever comes
+first; the derived architecture is the stopping epoch's.
+
 Methods (``METHODS``; options settable with ``--set``):
 
 ``darts`` / ``darts2``
@@ -101,6 +108,14 @@ _ADAM = (
 )
 
 
+EARLY_STOPS = ("none", "skip", "rank", "both")
+#: DARTS+ (Liang et al., 2019) early stopping, settable on every method
+EARLY_STOP_OPTIONS = (
+    MethodOption("early_stop", str, "none", f"one of {', '.join(EARLY_STOPS)}", lambda v: v in EARLY_STOPS),
+    MethodOption("stable_epochs", int, 10, "an integer >= 1", lambda v: v >= 1),
+)
+
+
 class Method:
     """Base class of the one-shot methods (see the module docstring)."""
 
@@ -115,25 +130,33 @@ class Method:
             raise JnasError(f"--space: got {space!r}, expected one of {', '.join(self.spaces)} (the spaces "
                             f"method {self.name} supports)")
         self.space = space
-        known = {o.name: o for o in self.options}
+        known = {o.name: o for o in self.all_options()}
         for k in opts:
             if k not in known:
                 valid = ", ".join(known) or "none"
                 raise JnasError(f"--set {k}: unknown option for method {self.name!r}; valid options: {valid}")
-        for o in self.options:
+        for o in self.all_options():
             v = opts.get(o.name, o.default)
-            typed = is_int(v) if o.type is int else is_number(v)  # never round 2.5 to 2 or read True as 1.0
+            if o.type is str:
+                typed = isinstance(v, str)
+            else:
+                typed = is_int(v) if o.type is int else is_number(v)  # never round 2.5 to 2 or read True as 1.0
             if not typed or not o.check(v):
                 raise JnasError(f"--set {o.name}: got {v!r}, expected {o.expected}")
             setattr(self, o.name, o.type(v))
         self.validate()
+
+    @classmethod
+    def all_options(cls) -> tuple[MethodOption, ...]:
+        """The method's own options, then the DARTS+ early-stopping options every method has."""
+        return cls.options + EARLY_STOP_OPTIONS
 
     def validate(self) -> None:
         """Cross-option checks (override)."""
 
     def settings(self) -> dict:
         """Option values in force (JSON-ready)."""
-        return {o.name: getattr(self, o.name) for o in self.options}
+        return {o.name: getattr(self, o.name) for o in self.all_options()}
 
     def init_arch(self, key) -> jax.Array:
         raise NotImplementedError
@@ -224,6 +247,37 @@ def op_parameters(space: str, channels: int) -> np.ndarray:
         else:
             costs.append(0)
     return np.asarray(costs, np.float32)
+
+
+def _normal_cell_skips(space: str, derived) -> int:
+    """``skip_connect`` edges of the derived normal cell (NB201: of its one cell)."""
+    skip = op_names(space).index("skip_connect")
+    d = np.asarray(derived)
+    ops = d if space == "nb201" else d[0, :, 1]  # DARTS genotype [cell, edge, (input, op)]: cell 0 is the normal one
+    return int(np.sum(ops == skip))
+
+
+def early_stop_reason(method: Method, history: list[dict]) -> str | None:
+    """DARTS+'s stopping rule after the last epoch of ``history`` (records with ``arch`` and ``derived``).
+
+    ``skip``: the derived normal cell has 2 or more ``skip_connect`` edges. ``rank``: on every edge the
+    ranking of the learnable (parameterised) ops by strength has not changed for ``stable_epochs`` epochs,
+    i.e. it is the same in the last ``stable_epochs + 1`` records. Returns the reason, or ``None``.
+    """
+    rule = method.early_stop
+    if rule == "none" or not history:
+        return None
+    if rule in ("skip", "both"):
+        n = _normal_cell_skips(method.space, history[-1]["derived"])
+        if n >= 2:
+            return f"skip: the derived normal cell has {n} skip connections (DARTS+: stop at 2)"
+    if rule in ("rank", "both") and len(history) > method.stable_epochs:
+        learnable = np.flatnonzero(op_parameters(method.space, 16) > 0)
+        ranks = [np.argsort(-np.asarray(method.strengths(jnp.asarray(h["arch"])))[..., learnable], axis=-1,
+                            kind="stable") for h in history[-(method.stable_epochs + 1):]]
+        if all(np.array_equal(r, ranks[0]) for r in ranks[1:]):
+            return f"rank: the learnable ops' ranking has not changed for {method.stable_epochs} epochs"
+    return None
 
 
 class SNAS(Darts):
@@ -325,4 +379,4 @@ def make_method(name: str, space: str, **opts) -> Method:
 
 
 __all__ = ["METHODS", "SNAS", "AnasodDNAS", "Darts", "Darts2", "GDAS", "Method", "MethodOption",
-           "exponentiated_gradient", "make_method", "op_parameters"]
+           "EARLY_STOPS", "early_stop_reason", "exponentiated_gradient", "make_method", "op_parameters"]
