@@ -19,9 +19,9 @@ this costs nothing measurable (ten 150 × 150 factorisations and inverses
 per step: 0.23 ms looped vs 0.21 ms batched). Other platforms keep the
 native batched kernels. The batching is intercepted with ``custom_vmap``,
 so it also applies when the batch comes from an enclosing ``vmap`` (seeds,
-restarts, hyperparameter samples). Derivatives are defined by ``custom_jvp`` with the usual
-formulas, written with the native kernels (tangent computations are not on
-the search loops' path).
+restarts, hyperparameter samples). Derivatives are defined by
+``custom_jvp`` with the usual formulas, written with the native kernels
+(tangent computations are not on the search loops' path).
 """
 
 from __future__ import annotations
@@ -77,19 +77,11 @@ def cholesky(a: jax.Array) -> jax.Array:
 # ---------------------------------------------------------------- triangular solves
 
 
-def _solve2_impl(a, b, lower, trans):
-    return _native_solve(a, b, lower=lower, trans=trans)
-
-
 @functools.lru_cache(maxsize=None)
 def _solver(lower: bool, trans: int):
     """``solve(a[n, n], b[n] or b[n, k])`` for one (lower, trans) setting, batch-safe and differentiable."""
-
-    @jax.custom_batching.custom_vmap
-    def solve2(a, b):
-        return _solve2_impl(a, b, lower, trans)
-
-    native = functools.partial(_solve2_impl, lower=lower, trans=trans)
+    native = functools.partial(_native_solve, lower=lower, trans=trans)
+    solve2 = jax.custom_batching.custom_vmap(native)
 
     @solve2.def_vmap
     def solve2_vmap(axis_size, in_batched, a, b):

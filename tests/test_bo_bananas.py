@@ -93,3 +93,19 @@ def test_bo_picks_the_acquisition_argmax_among_unqueried_architectures():
 def test_bo_rejects_bad_options():
     with pytest.raises(JnasError, match="--set acquisition: got 'xx'"):
         search("nb201/cifar10", "bo", 20, options={"acquisition": "xx"})
+
+
+@pytest.mark.parametrize("opts, needle", [
+    ({"gp_warmup": 100}, "gp_samples > 0"),
+    ({"batch_rule": "believer"}, "batch_size > 1"),
+    ({"beta": 3.0}, "acquisition=ucb"),
+    ({"xi": 0.1, "acquisition": "ts"}, "acquisition is ei or pi"),
+    ({"n_candidates": 50}, "not enumerable"),
+])
+def test_bo_refuses_options_that_would_be_ignored(opts, needle):
+    space = get_benchmark("nb201/cifar10").space
+    with pytest.raises(JnasError, match=f"^--set {next(iter(opts))}: has no effect unless .*{needle}"):
+        make_strategy("bo", space, 20, **opts)
+    # where they apply, the same values are accepted
+    make_strategy("bo", space, 20, gp_samples=2, gp_warmup=100, batch_size=2, batch_rule="believer")
+    make_strategy("bo", space, 20, acquisition="ucb", beta=3.0)

@@ -391,25 +391,31 @@ def test_second_order_gradient_matches_autodiff_through_the_virtual_step():
 
 
 # ----- the bilevel step and loop -----------------------------------------------------------------
-def test_anasod_step_keeps_the_distribution_on_the_simplex():
-    method = make_method("anasod-dnas", "nb201")
-    model = tiny_supernet(method.init_arch(jax.random.key(0)), channels=3)
+def _search_steps(method, arch0, n_steps=5):
+    """``(state, metrics)`` after each of ``n_steps`` bilevel steps of a tiny NB201 supernet (3 channels)."""
+    model = tiny_supernet(arch0, channels=3)
     cfg = search_config(1, overrides=dict(batch_size=8))
     graphdef, state = split_supernet(model)
-    w_opt, a_opt, schedule = make_optimizer(cfg, 5), method.arch_optimizer(), make_schedule(cfg, 5)
+    w_opt, a_opt, schedule = make_optimizer(cfg, n_steps), method.arch_optimizer(), make_schedule(cfg, n_steps)
     step = make_search_step(graphdef, method, w_opt, a_opt, cfg, schedule,
                             mean=np.full(3, 127.0), std=np.full(3, 70.0))
     # committed like search_supernet's (uncommitted first arguments would compile the step a second time)
     state, w_state, a_state = replicate(make_mesh(), (state, w_opt.init(state.params), a_opt.init(state.arch)))
-    uniform = np.full((1, 5), 0.2, np.float32)
-    for i in range(5):
+    for i in range(n_steps):
         xt, yt = images(8, 2 * i)
         xv, yv = images(8, 2 * i + 1)
         state, w_state, a_state, m = step(state, w_state, a_state, xt, yt, xv, yv, jax.random.key(i),
-                                          jnp.int32(i), jnp.float32(i / 5))
+                                          jnp.int32(i), jnp.float32(i / n_steps))
+        assert all(np.isfinite(float(v)) for v in m.values())
+        yield state, m
+
+
+def test_anasod_step_keeps_the_distribution_on_the_simplex():
+    method = make_method("anasod-dnas", "nb201")
+    uniform = np.full((1, 5), 0.2, np.float32)
+    for state, _ in _search_steps(method, method.init_arch(jax.random.key(0))):
         p = np.asarray(arch_value(state.arch))
         assert p.shape == (1, 5) and (p >= 0).all() and p.sum() == pytest.approx(1.0, abs=1e-5)
-        assert all(np.isfinite(float(v)) for v in m.values())
     assert np.abs(p - uniform).max() > 1e-2
 
 
@@ -660,21 +666,10 @@ def test_snas_resource_penalty_moves_mass_to_cheaper_ops():
 def test_snas_search_step_applies_the_resource_penalty():
     method = make_method("snas", "nb201", resource_lambda=1.0, arch_lr=0.05)
     arch0 = method.init_arch(jax.random.key(0))
-    model = tiny_supernet(arch0, channels=3)
-    cfg = search_config(1, overrides=dict(batch_size=8))
-    graphdef, state = split_supernet(model)
-    w_opt, a_opt, schedule = make_optimizer(cfg, 5), method.arch_optimizer(), make_schedule(cfg, 5)
-    step = make_search_step(graphdef, method, w_opt, a_opt, cfg, schedule,
-                            mean=np.full(3, 127.0), std=np.full(3, 70.0))
-    state, w_state, a_state = replicate(make_mesh(), (state, w_opt.init(state.params), a_opt.init(state.arch)))
-    for i in range(5):
-        xt, yt = images(8, 2 * i)
-        xv, yv = images(8, 2 * i + 1)
-        state, w_state, a_state, m = step(state, w_state, a_state, xt, yt, xv, yv, jax.random.key(i),
-                                          jnp.int32(i), jnp.float32(i / 5))
-        assert all(np.isfinite(float(v)) for v in m.values())
-        assert float(m["val_loss"]) < 5.0  # the reported loss is the cross-entropy, not loss + penalty (~7.3)
-    a = arch_value(state.arch)
+    steps = list(_search_steps(method, arch0))
+    # the reported loss is the cross-entropy, not loss + penalty (~7.3)
+    assert all(float(m["val_loss"]) < 5.0 for _, m in steps)
+    a = arch_value(steps[-1][0].arch)
     # a strong constraint outweighs the tiny task: the expected cost falls, the 3x3 conv loses most
     assert float(method.expected_cost(a)) < 0.8 * float(method.expected_cost(arch0))
     assert np.all(np.asarray(a)[:, 3] < np.asarray(arch0)[:, 3])

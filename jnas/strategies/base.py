@@ -64,6 +64,9 @@ class Option:
     check: Callable[[Any], bool] = lambda v: True
     help: str = ""
     aliases: tuple[str, ...] = ()  # other accepted names (older spellings); settings() reports ``name``
+    #: ``(condition on the strategy, what it says)``: an option set by the user where the condition is false
+    #: would be silently ignored, so it is refused instead (e.g. ``gp_warmup`` without ``gp_samples``)
+    applies: tuple[Callable[[Any], bool], str] | None = None
 
 
 def batch_option(default: int = 1, aliases: tuple[str, ...] = (), help: str = "queries per step") -> Option:
@@ -161,6 +164,9 @@ class Strategy:
             setattr(self, o.name, v)
             for a in o.aliases:  # older spellings stay readable (``s.q``, ``s.per_iteration``)
                 setattr(self, a, v)
+        for o in self.options:
+            if o.name in given and o.applies is not None and not o.applies[0](self):
+                raise JnasError(f"--set {given[o.name][0]}: has no effect unless {o.applies[1]}")
 
     def validate(self) -> None:
         """Cross-option and option/space checks (override); raise ``JnasError``. Cheap, builds nothing."""
