@@ -1,4 +1,5 @@
-"""One-shot search on NAS-Bench-201 with real CIFAR-10: DARTS (1st/2nd order), GDAS, SNAS and ANASOD-DNAS.
+"""One-shot search on NAS-Bench-201 with real CIFAR-10: DARTS (1st/2nd order), GDAS, SNAS, PC-DARTS, P-DARTS
+and ANASOD-DNAS.
 
 Every method searches the NB201 cell with its supernet (``jnas supernet``'s
 ``run_supernet``); after every epoch the derived cell is looked up in the
@@ -11,18 +12,22 @@ Profiles:
 
 ``cpu`` (default, about an hour on the 2-core machine)
     the 4,800-image ``cifar10_subset``, a small supernet (8 channels, one
-    cell per stage), 5 epochs per method, 3 seeds.
+    cell per stage), 5 epochs per method (PC-DARTS: the first a warm-up;
+    P-DARTS: 3 stages of 3 epochs, 1, 2 and 3 cells per stage), 3 seeds.
 ``gpu``
     the papers' schedules: full CIFAR-10 (``jnas data prepare cifar10``
-    first), 16 channels, 5 cells per stage, 50 epochs (DARTS, GDAS, SNAS) and 20
-    (ANASOD-DNAS). ``--max-epochs N`` stops each run after N epochs and
-    projects the full run's time from the timed epochs.
+    first), 16 channels, 5 cells per stage, 50 epochs (DARTS, GDAS, SNAS,
+    PC-DARTS), 3 stages of 25 (P-DARTS) and 20 (ANASOD-DNAS). ``--max-epochs
+    N`` stops each run after N epochs and projects the full run's time from
+    the timed epochs.
 
 Each run lives in ``--work/<profile>/<method>-s<seed>`` and checkpoints
 every epoch, so rerunning the script resumes where it was stopped. The
-aggregate goes to ``experiments/results/oneshot_nb201_<profile>.json``.
+aggregate goes to ``experiments/results/oneshot_nb201_<profile>.json``;
+``--merge`` adds the methods of this invocation to the record already there.
 
-    python experiments/oneshot_nb201.py [--profile cpu|gpu] [--seeds 3] [--methods darts,darts2,gdas,snas,anasod-dnas]
+    python experiments/oneshot_nb201.py [--profile cpu|gpu] [--seeds 3] [--merge]
+        [--methods darts,darts2,gdas,snas,pc-darts,pdarts,anasod-dnas]
 """
 
 from __future__ import annotations
@@ -39,11 +44,17 @@ from jnas.runs.supernet import run_supernet
 
 PROFILES = {
     "cpu": {"data": "cifar10_subset", "model": {"channels": 8, "cells_per_stage": 1},
-            "epochs": {"darts": 5, "darts2": 5, "gdas": 5, "snas": 5, "anasod-dnas": 5}},
+            "epochs": {"darts": 5, "darts2": 5, "gdas": 5, "snas": 5, "pc-darts": 5, "pdarts": 3,
+                       "anasod-dnas": 5},
+            # the papers' warm-ups (PC-DARTS 15 of 50 epochs, P-DARTS 10 of 25 per stage) scaled to the
+            # short schedules; P-DARTS grows 1 -> 2 -> 3 cells per stage (the skeleton has 3 stages)
+            "options": {"pc-darts": {"warmup_epochs": 1}, "pdarts": {"depths": "1,2,3", "warmup_epochs": 1}}},
     "gpu": {"data": "cifar10", "model": {"channels": 16, "cells_per_stage": 5},
-            "epochs": {"darts": 50, "darts2": 50, "gdas": 50, "snas": 50, "anasod-dnas": 20}},
+            "epochs": {"darts": 50, "darts2": 50, "gdas": 50, "snas": 50, "pc-darts": 50, "pdarts": 25,
+                       "anasod-dnas": 20},
+            "options": {}},
 }
-METHODS = ("darts", "darts2", "gdas", "snas", "anasod-dnas")
+METHODS = ("darts", "darts2", "gdas", "snas", "pc-darts", "pdarts", "anasod-dnas")
 #: ANASOD (Wan et al.), Table 3: NB201 CIFAR-10 test accuracy of the searched cells
 PAPER = {"darts": 54.30, "anasod-dnas": 92.25}
 
@@ -88,6 +99,8 @@ def main():
     ap.add_argument("--profile", choices=tuple(PROFILES), default="cpu")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--merge", action="store_true",
+                    help="add these methods' rows to the record already in --out (same profile and seeds)")
     ap.add_argument("--max-epochs", type=int, default=None,
                     help="stop each run after this many epochs (the schedule stays the full one) and project its time")
     ap.add_argument("--work", default="runs/oneshot_nb201", help="folder of the per-run result folders")
@@ -109,24 +122,33 @@ def main():
             stop = args.max_epochs
 
             def on_epoch(rec, method=method, seed=seed, stop=stop):
-                print(f"{method:12} seed {seed} epoch {rec['epoch']:3d}  {rec['derived_arch']}  "
+                stage = f"stage {rec['stage']} " if "stage" in rec else ""
+                print(f"{method:12} seed {seed} {stage}epoch {rec['epoch']:3d}  {rec['derived_arch']}  "
                       f"cifar10 {rec['nb201_cifar10_test_acc']}  skip {rec['op_share']['skip_connect']:.2f} "
                       f"none {rec['op_share']['none']:.2f}  ({rec['seconds']:.0f} s)", flush=True)
                 if stop is not None and rec["epoch"] >= stop:
                     raise _Stop(rec)
 
             try:
+                model = dict(prof["model"])
+                if method == "pdarts":  # it sets the depth per stage
+                    model.pop("cells_per_stage")
                 rec = run_supernet("nb201", method, data=prof["data"], epochs=epochs, out=folder, seed=seed,
-                                   model_options=prof["model"], on_epoch=on_epoch)
+                                   model_options=model, method_options=prof["options"].get(method),
+                                   on_epoch=on_epoch)
             except _Stop:
                 rec = _partial(folder, method, seed, epochs)
             runs[method].append(rec)
     summary = summarise(runs)
     record = {"profile": args.profile, "data": prof["data"], "model_options": prof["model"],
-              "schedules": {m: prof["epochs"][m] for m in methods}, "max_epochs": args.max_epochs,
+              "schedules": {m: prof["epochs"][m] for m in methods}, "method_options": {
+                  m: prof["options"][m] for m in methods if m in prof["options"]}, "max_epochs": args.max_epochs,
               "seeds": args.seeds, "wall_seconds": time.perf_counter() - t0, "methods": summary}
     if args.max_epochs is not None:
-        record["projected_hours"] = {m: s["seconds_per_epoch"] * prof["epochs"][m] / 3600 for m, s in summary.items()}
+        record["projected_hours"] = {m: s["seconds_per_epoch"] * prof["epochs"][m] * _stages(m, prof) / 3600
+                                     for m, s in summary.items()}
+    if args.merge:
+        record = _merge(out, record, args)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=2) + "\n")
     print(f"\n{'method':12} {'final C10 test %':>18} {'skip':>5} {'none':>5} {'s/epoch':>8} {'paper':>6}")
@@ -136,6 +158,35 @@ def main():
               f"{s['none_share_per_epoch'][-1]:5.2f} {s['seconds_per_epoch']:8.1f} "
               f"{'-' if s['paper_cifar10_test_acc'] is None else s['paper_cifar10_test_acc']:>6}")
     print(f"-> {out}")
+
+
+def _stages(method: str, prof: dict) -> int:
+    from jnas.train.oneshot_methods import make_method
+
+    return len(make_method(method, "nb201", **prof["options"].get(method, {})).stage_plan())
+
+
+def _merge(out: Path, record: dict, args) -> dict:
+    """``record``'s methods added to (or replacing theirs in) the record already in ``out``, the invocation
+    noted under ``separate_invocations``; refused when the two differ in profile, data, model or seeds."""
+    import datetime
+    import platform
+
+    if not out.is_file():
+        raise SystemExit(f"--merge: {out} does not exist yet")
+    old = json.loads(out.read_text())
+    for k in ("profile", "data", "model_options", "seeds", "max_epochs"):
+        if old.get(k) != record[k]:
+            raise SystemExit(f"--merge: {out} has {k}={old.get(k)!r}, this run {record[k]!r}")
+    merged = dict(old)
+    for k in ("schedules", "method_options", "methods"):
+        merged[k] = {**old.get(k, {}), **record[k]}
+    note = {"date": datetime.date.today().isoformat(), "machine": platform.processor() or platform.machine(),
+            "command": "python experiments/oneshot_nb201.py --merge --methods " + ",".join(record["methods"]),
+            "wall_seconds": record["wall_seconds"]}
+    merged["separate_invocations"] = {**old.get("separate_invocations", {}),
+                                      **{m: note for m in record["methods"]}}
+    return merged
 
 
 class _Stop(Exception):
@@ -150,7 +201,9 @@ def _partial(folder: Path, method: str, seed: int, epochs: int) -> dict:
     from jnas.spaces import get_space
     from jnas.train import checkpoint as ckpt
 
-    found = ckpt.read_history(folder / "checkpoints")
+    staged = sorted((folder / "checkpoints").glob("stage*"), key=lambda p: int(p.name[5:]))
+    found = [dict(h, **({"stage": i + 1} if staged else {}))
+             for i, d in enumerate(staged or [folder / "checkpoints"]) for h in ckpt.read_history(d)]
     space = get_space("nb201")
     from jnas.runs.supernet import NB201Lookup, op_shares
 

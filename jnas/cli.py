@@ -558,7 +558,8 @@ def build_parser() -> argparse.ArgumentParser:
     sn = sub.add_parser("supernet", help="one-shot search: train a weight-sharing supernet, derive a cell; "
                         "writes OUT/result.json")
     sn.add_argument("--space", required=True, help="nb201 or darts")
-    sn.add_argument("--method", required=True, help="darts, darts2 (second order), gdas or anasod-dnas")
+    sn.add_argument("--method", required=True,
+                    help="darts, darts2 (second order), gdas, snas, pc-darts, pdarts or anasod-dnas")
     sn.add_argument("--data", default="cifar10_subset",
                     help="cifar10_subset (default), a prepared TFDS name, or an .npz path; the training split is "
                          "cut into a weight half and an architecture half")

@@ -75,8 +75,8 @@ class TinySupernet(nnx.Module):
         self.cell = NB201SearchCell(channels, rngs=rngs)
         self.fc = nnx.Linear(channels, num_classes, rngs=rngs)
 
-    def __call__(self, x, w):
-        h = self.cell(self.bn(self.stem(x)), w)
+    def __call__(self, x, w, drop=None):
+        h = self.cell(self.bn(self.stem(x)), w, drop)
         return self.fc(jnp.mean(jax.nn.relu(h), axis=(1, 2)))
 
 
@@ -342,7 +342,7 @@ class SmoothSupernet(nnx.Module):
                                         ops.Pool("avg", 3, 1)]) for _ in range(2)])
         self.fc = nnx.Linear(c, 3, rngs=rngs)
 
-    def __call__(self, x, w):
+    def __call__(self, x, w, drop=None):
         h = jnp.tanh(self.stem(x))
         for e, op in enumerate(self.edges):
             h = op(h, w[e])
@@ -571,7 +571,7 @@ BAD_INPUTS = {
                   r"^--set tau_min: got 5\.0, expected at most tau_max=1\.0$"),
     "unknown-option": (lambda: make_method("darts", "nb201", bogus=1),
                        r"^--set bogus: unknown option for method 'darts'; valid options: arch_lr, "
-                       r"arch_weight_decay, early_stop, stable_epochs$"),
+                       r"arch_weight_decay, warmup_epochs, early_stop, stable_epochs$"),
     "arch-lr": (lambda: make_method("darts2", "darts", arch_lr=0),
                 r"^--set arch_lr: got 0(\.0)?, expected a positive number$"),
     "int-option": (lambda: make_method("anasod-dnas", "nb201", derive_samples="many"),

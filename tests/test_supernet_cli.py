@@ -185,18 +185,31 @@ def test_trained_supernet_is_an_evaluator_a_strategy_can_search(finished, tmp_pa
         ev.query(archs, fidelity=3)
 
 
+DARTS_METHOD_ARGS = {
+    "darts": [], "anasod-dnas": [],
+    "pc-darts": ["--set", "partial_channels=2", "--set", "warmup_epochs=0"],
+    "pdarts": ["--set", "depths=2,3", "--set", "keep_ops=3", "--set", "skip_dropout=0.2,0.4",
+               "--set", "warmup_epochs=0"],
+}
+ARCH_SHAPE = {"darts": (2, 14, 8), "anasod-dnas": (2, 7), "pc-darts": (2, 14, 9), "pdarts": (2, 14, 8)}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["darts", "anasod-dnas"])
+@pytest.mark.parametrize("method", list(DARTS_METHOD_ARGS))
 def test_darts_space_search_derives_a_genotype_train_accepts(method, data, tmp_path, capsys):
     out = tmp_path / method
+    layers = [] if method == "pdarts" else ["--model", "layers=2"]
     rc, _, err = cli(["supernet", "--space", "darts", "--method", method, "--data", data, "--epochs", "1",
-                      "--out", str(out), "--model", "channels=2", "--model", "layers=2", "--config", "batch_size=8",
-                      "--config", "eval_batch_size=16", "--no-progress"], capsys)
+                      "--out", str(out), "--model", "channels=2", *layers, "--config", "batch_size=8",
+                      "--config", "eval_batch_size=16", "--no-progress", *DARTS_METHOD_ARGS[method]], capsys)
     assert rc == 0, err
     rec = json.loads((out / "result.json").read_text())
     space, arch = parse_arch("darts", rec["derived_arch"])
     assert bool(space.is_valid(arch)) and "nb201_test_acc" not in rec
-    assert np.asarray(rec["arch"]).shape == ((2, 14, 8) if method == "darts" else (2, 7))
+    assert np.asarray(rec["arch"]).shape == ARCH_SHAPE[method]
+    if method == "pdarts":
+        assert [s["model_options"]["layers"] for s in rec["stages"]] == [2, 3]
+        assert (np.asarray(rec["stages"][1]["op_mask"]).sum(-1) == 3).all()
 
 
 def test_a_method_refuses_a_space_it_does_not_support():
@@ -213,7 +226,8 @@ def test_a_method_refuses_a_space_it_does_not_support():
 
 def test_list_names_the_one_shot_methods_and_their_options(capsys):
     rc, out, _ = cli(["list"], capsys)
-    assert rc == 0 and "one-shot methods (jnas supernet): darts, darts2, gdas, snas, anasod-dnas" in out
+    methods = "darts, darts2, gdas, snas, pc-darts, pdarts, anasod-dnas"
+    assert rc == 0 and f"one-shot methods (jnas supernet): {methods}" in out
     assert "snas --set tau_max=1.0" in out and "resource_lambda=0.0" in out
     assert "gdas --set tau_max=10.0" in out and "supernet nb201 --model channels=16" in out
 

@@ -163,6 +163,9 @@ class SupernetEvaluator:
             if not bool(self.space.is_valid(arch)):
                 raise JnasError(f"not a valid {self.space.name} architecture")
             weights = arch_weights(self.space.name, arch)
+            pruned = self.method.op_mask is not None and bool(np.any((np.asarray(weights) > 0) & ~self.method.op_mask))
+            if pruned:
+                raise JnasError(f"uses an op that {self.method.name} pruned from this supernet's edges")
             for part in ("valid", "test") if test else ("valid",):
                 loss, acc = evaluate_weights(self._eval, self._state, weights, self._data[part],
                                              self.config.eval_batch_size, self.mesh)

@@ -17,6 +17,13 @@ Edge-weight shapes (``edge_weight_shape``):
   j`` is input ``j`` of node ``i``), ops in ``jnas.spaces.darts.OPS`` order
   (``none`` first).
 
+Method-specific structure (``build_supernet`` keywords): ``op_mask`` keeps
+only some ops on each edge (P-DARTS's pruning; the mixed op reads the
+weights of the ops it holds), ``partial_channels`` sends a share of each
+edge's channels through its ops (PC-DARTS). A supernet called with ``drop =
+(rate, key)`` applies dropout to the stride-1 ``skip_connect`` outputs
+(P-DARTS).
+
 The architecture parameters of a method live in the supernet as an
 ``ArchParam`` variable (``Supernet.arch``), a ``nnx.Variable`` subclass that
 is not an ``nnx.Param``: splitting with ``nnx.Param`` gives the weights alone,
@@ -52,17 +59,84 @@ class ArchParam(nnx.Variable):
 
 
 class MixedOp(nnx.Module):
-    """``Σ_k w[k] · op_k(x)`` over the candidate ops of one edge."""
+    """``Σ_k w[k] · op_k(x)`` over the candidate ops of one edge.
 
-    def __init__(self, candidates):
+    ``candidates``: the op modules; ``index``: each one's position in the edge
+    weights (default ``0, 1, …``; an op pruned from the edge, as P-DARTS does,
+    has no module and its weight is ignored); ``skip``: the index of the op
+    whose output skip dropout applies to (the stride-1 ``skip_connect``), or ``None``.
+
+    With ``partial > 1`` (PC-DARTS's partial channel connection, Xu et al.,
+    2020) the ops see only the first ``C / partial`` channels (the modules are
+    built for that many); the other channels bypass them (max-pooled 2×2 on a
+    stride-2 edge), are scaled by ``Σ_k w[k]`` and concatenated after the ops'
+    output, and the channels are shuffled in ``partial`` groups. With edge
+    weights ``β_e · softmax(α_e)`` (PC-DARTS's edge normalisation) that is
+    ``β_e · shuffle(concat(Σ_k softmax(α_e)_k op_k(x_1), x_2))``, as PC-DARTS computes.
+    """
+
+    def __init__(self, candidates, *, index=None, partial: int = 1, stride: int = 1, skip: int | None = None):
         self.ops = nnx.List(list(candidates))
+        self.index = tuple(range(len(self.ops)) if index is None else (int(k) for k in index))
+        if len(self.index) != len(self.ops):
+            raise bad_argument("index", self.index, f"{len(self.ops)} op positions, one per candidate")
+        self.partial = partial
+        self.stride = stride
+        self.skip = skip
 
-    def __call__(self, x, w):
+    def __call__(self, x, w, drop=None):
+        """``x [B, H, W, C]``, ``w float[n_ops]``; ``drop``: ``(rate, key)`` of skip dropout or ``None``."""
+        c = x.shape[-1]
+        xp = x[..., : c // self.partial] if self.partial > 1 else x
         out = None
-        for k, op in enumerate(self.ops):
-            y = w[k].astype(x.dtype) * op(x)
+        for k, op in zip(self.index, self.ops):
+            y = op(xp)
+            if drop is not None and k == self.skip:
+                y = dropout(y, *drop)
+            y = w[k].astype(x.dtype) * y
             out = y if out is None else out + y
-        return out
+        if self.partial == 1:
+            return out
+        rest = x[..., c // self.partial:]
+        if self.stride > 1:
+            rest = max_pool_2x2(rest)
+        out = jnp.concatenate([out, jnp.sum(w).astype(x.dtype) * rest], axis=-1)
+        return channel_shuffle(out, self.partial)
+
+
+def dropout(x, rate, key):
+    """Inverted dropout: each element zeroed with probability ``rate`` (a traced scalar in ``[0, 1)``), the rest
+    scaled by ``1 / (1 - rate)``."""
+    keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
+    return jnp.where(keep, x / (1.0 - rate).astype(x.dtype), jnp.zeros((), x.dtype))
+
+
+def max_pool_2x2(x):
+    """2×2 max pooling with stride 2 (``[B, H, W, C] -> [B, ⌈H/2⌉, ⌈W/2⌉, C]``, an odd edge padded), the size a
+    stride-2 op of the DARTS cell gives."""
+    pad = ((0, 0), (0, x.shape[1] % 2), (0, x.shape[2] % 2), (0, 0))
+    return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1), pad)
+
+
+def channel_shuffle(x, groups: int):
+    """Interleave ``groups`` channel groups (``[..., C]``; channel ``g · C/groups + j`` moves to ``j · groups + g``)."""
+    c = x.shape[-1]
+    y = x.reshape(*x.shape[:-1], groups, c // groups)
+    return jnp.swapaxes(y, -1, -2).reshape(x.shape)
+
+
+def node_softmax(space: str, beta) -> jax.Array:
+    """PC-DARTS's edge normalisation: softmax of per-edge ``beta`` (``[..., n_edges]``) over each node's incoming
+    edges (NB201: nodes 1-3 have 1, 2 and 3; DARTS search cell: nodes 0-3 have 2, 3, 4 and 5)."""
+    if space == "nb201":
+        groups = [[e for e, (_, dst) in enumerate(nb201_space.EDGES) if dst == j] for j in (1, 2, 3)]
+    elif space == "darts":
+        groups = [list(range(off, off + node + 2)) for node, off in enumerate(DARTS_EDGE_OFFSET)]
+    else:
+        raise bad_argument("space", space, f"one of {', '.join(SPACES)}")
+    parts = [jax.nn.softmax(beta[..., g], axis=-1) for g in groups]
+    order = np.argsort(np.concatenate(groups))
+    return jnp.concatenate(parts, axis=-1)[..., order]
 
 
 def edge_weight_shape(space: str) -> tuple[int, ...]:
@@ -81,31 +155,46 @@ def op_names(space: str) -> tuple[str, ...]:
 
 
 class NB201SearchCell(nnx.Module):
-    """An NB201 cell with a mixed op on each of its 6 edges; ``(x, w float[6, 5]) -> node 3``."""
+    """An NB201 cell with a mixed op on each of its 6 edges; ``(x, w float[6, 5]) -> node 3``.
 
-    def __init__(self, c: int, *, rngs: nnx.Rngs):
-        def candidates():
-            for name in nb201_space.OPS:
-                if name.startswith("nor_conv"):
-                    yield ops.ReLUConvBN(c, c, int(name[-1]), affine=False, rngs=rngs)
-                else:
-                    yield nb201_edge_op(name, c, rngs=rngs)
+    ``op_mask`` (``bool[6, 5]`` or ``None``): the ops each edge holds; ``partial``: PC-DARTS's channel share.
+    """
 
-        self.edges = nnx.List([MixedOp(candidates()) for _ in nb201_space.EDGES])
+    def __init__(self, c: int, *, rngs: nnx.Rngs, op_mask=None, partial: int = 1):
+        cp = c // partial
 
-    def __call__(self, x, w):
+        def candidate(name):
+            if name.startswith("nor_conv"):
+                return ops.ReLUConvBN(cp, cp, int(name[-1]), affine=False, rngs=rngs)
+            return nb201_edge_op(name, cp, rngs=rngs)
+
+        skip = nb201_space.OPS.index("skip_connect")
+        edges = []
+        for e in range(nb201_space.N_EDGES):
+            index = [k for k in range(nb201_space.N_OPS) if op_mask is None or op_mask[e][k]]
+            edges.append(MixedOp([candidate(nb201_space.OPS[k]) for k in index], index=index, partial=partial,
+                                 skip=skip))
+        self.edges = nnx.List(edges)
+
+    def __call__(self, x, w, drop=None):
         nodes = [x]
         for j in (1, 2, 3):
-            terms = [op(nodes[src], w[e]) for e, (op, (src, dst)) in enumerate(zip(self.edges, nb201_space.EDGES))
-                     if dst == j]
+            terms = [op(nodes[src], w[e], _edge_drop(drop, e))
+                     for e, (op, (src, dst)) in enumerate(zip(self.edges, nb201_space.EDGES)) if dst == j]
             nodes.append(sum(terms[1:], terms[0]))
         return nodes[3]
+
+
+def _edge_drop(drop, i: int):
+    """The skip-dropout ``(rate, key)`` of edge/cell ``i`` (its own key), or ``None``."""
+    return None if drop is None else (drop[0], jax.random.fold_in(drop[1], i))
 
 
 class NB201Supernet(nnx.Module):
     """The NB201 macro skeleton (``jnas.models.nb201``) with search cells; ``(x [B,H,W,3], w) -> logits``."""
 
-    def __init__(self, arch_init, *, num_classes: int, rngs: nnx.Rngs, channels: int = 16, cells_per_stage: int = 5):
+    def __init__(self, arch_init, *, num_classes: int, rngs: nnx.Rngs, channels: int = 16, cells_per_stage: int = 5,
+                 op_mask=None, partial_channels: int = 1):
         self.arch = ArchParam(jnp.asarray(arch_init, jnp.float32))
         self.stem_conv = ops.conv(3, channels, 3, rngs=rngs)
         self.stem_bn = ops.batch_norm(channels, rngs=rngs)
@@ -114,23 +203,29 @@ class NB201Supernet(nnx.Module):
             if stage > 0:
                 layers.append(ops.ResidualReduction(c, 2 * c, rngs=rngs))
                 c *= 2
-            layers.extend(NB201SearchCell(c, rngs=rngs) for _ in range(cells_per_stage))
+            layers.extend(NB201SearchCell(c, rngs=rngs, op_mask=op_mask, partial=partial_channels)
+                          for _ in range(cells_per_stage))
         self.layers = nnx.List(layers)
         self.last_bn = ops.batch_norm(c, rngs=rngs)
         self.classifier = nnx.Linear(c, num_classes, rngs=rngs)
 
-    def __call__(self, x, w):
+    def __call__(self, x, w, drop=None):
+        """``drop``: ``(rate, key)`` of dropout on the ``skip_connect`` outputs (P-DARTS), or ``None``."""
         x = self.stem_bn(self.stem_conv(x))
-        for layer in self.layers:
-            x = layer(x, w) if isinstance(layer, NB201SearchCell) else layer(x)
+        for i, layer in enumerate(self.layers):
+            x = layer(x, w, _edge_drop(drop, i)) if isinstance(layer, NB201SearchCell) else layer(x)
         x = jax.nn.relu(self.last_bn(x))
         return self.classifier(jnp.mean(x, axis=(1, 2)))
 
 
 class DartsSearchCell(nnx.Module):
-    """A DARTS search cell: 4 nodes, a mixed op on each of 14 edges; ``(s0, s1, w float[14, 8]) -> [B,H',W',4c]``."""
+    """A DARTS search cell: 4 nodes, a mixed op on each of 14 edges; ``(s0, s1, w float[14, 8]) -> [B,H',W',4c]``.
 
-    def __init__(self, c_pp: int, c_p: int, c: int, *, reduction: bool, reduction_prev: bool, rngs: nnx.Rngs):
+    ``op_mask`` (``bool[14, 8]`` or ``None``): the ops each edge holds; ``partial``: PC-DARTS's channel share.
+    """
+
+    def __init__(self, c_pp: int, c_p: int, c: int, *, reduction: bool, reduction_prev: bool, rngs: nnx.Rngs,
+                 op_mask=None, partial: int = 1):
         if reduction_prev:
             self.pre0 = ops.FactorizedReduce(c_pp, c, affine=False, rngs=rngs)
         else:
@@ -139,8 +234,13 @@ class DartsSearchCell(nnx.Module):
         edges = []
         for node in range(darts_space.N_NODES):
             for inp in range(node + 2):
+                e = DARTS_EDGE_OFFSET[node] + inp
                 stride = 2 if reduction and inp < 2 else 1
-                edges.append(MixedOp(self._candidate(name, c, stride, rngs) for name in darts_space.OPS))
+                index = [k for k in range(darts_space.N_OPS) if op_mask is None or op_mask[e][k]]
+                cands = [self._candidate(darts_space.OPS[k], c // partial, stride, rngs) for k in index]
+                # a stride-2 skip is a FactorizedReduce, not an identity: skip dropout is for identities
+                skip = darts_space.OPS.index("skip_connect") if stride == 1 else None
+                edges.append(MixedOp(cands, index=index, partial=partial, stride=stride, skip=skip))
         self.edges = nnx.List(edges)
 
     @staticmethod
@@ -150,20 +250,22 @@ class DartsSearchCell(nnx.Module):
             op = nnx.Sequential(op, ops.batch_norm(c, affine=False, rngs=rngs))
         return op
 
-    def __call__(self, s0, s1, w):
+    def __call__(self, s0, s1, w, drop=None):
         states = [self.pre0(s0), self.pre1(s1)]
         for node in range(darts_space.N_NODES):
             off = DARTS_EDGE_OFFSET[node]
-            terms = [self.edges[off + j](h, w[off + j]) for j, h in enumerate(states)]
+            terms = [self.edges[off + j](h, w[off + j], _edge_drop(drop, off + j)) for j, h in enumerate(states)]
             states.append(sum(terms[1:], terms[0]))
         return jnp.concatenate(states[2:], axis=-1)
 
 
 class DartsSupernet(nnx.Module):
     """DARTS's search network (stem ``3·channels``, ``layers`` cells, reductions at ``layers//3`` and
-    ``2·layers//3``); ``(x, w float[2, 14, 8]) -> logits``."""
+    ``2·layers//3``); ``(x, w float[2, 14, 8]) -> logits``. ``op_mask`` (``bool[2, 14, 8]``): the ops each edge
+    of the normal and the reduction cells holds."""
 
-    def __init__(self, arch_init, *, num_classes: int, rngs: nnx.Rngs, channels: int = 16, layers: int = 8):
+    def __init__(self, arch_init, *, num_classes: int, rngs: nnx.Rngs, channels: int = 16, layers: int = 8,
+                 op_mask=None, partial_channels: int = 1):
         self.arch = ArchParam(jnp.asarray(arch_init, jnp.float32))
         c_stem = 3 * channels
         self.stem_conv = ops.conv(3, c_stem, 3, rngs=rngs)
@@ -175,7 +277,9 @@ class DartsSupernet(nnx.Module):
             reduction = i in reductions
             if reduction:
                 c *= 2
-            cells.append(DartsSearchCell(c_pp, c_p, c, reduction=reduction, reduction_prev=reduction_prev, rngs=rngs))
+            mask = None if op_mask is None else op_mask[1 if reduction else 0]
+            cells.append(DartsSearchCell(c_pp, c_p, c, reduction=reduction, reduction_prev=reduction_prev, rngs=rngs,
+                                         op_mask=mask, partial=partial_channels))
             is_reduction.append(reduction)
             reduction_prev = reduction
             c_pp, c_p = c_p, darts_space.N_NODES * c
@@ -183,10 +287,11 @@ class DartsSupernet(nnx.Module):
         self.cells = nnx.List(cells)
         self.classifier = nnx.Linear(c_p, num_classes, rngs=rngs)
 
-    def __call__(self, x, w):
+    def __call__(self, x, w, drop=None):
+        """``drop``: ``(rate, key)`` of dropout on the ``skip_connect`` outputs (P-DARTS), or ``None``."""
         s0 = s1 = self.stem_bn(self.stem_conv(x))
-        for cell, red in zip(self.cells, self.is_reduction):
-            s0, s1 = s1, cell(s0, s1, w[1 if red else 0])
+        for i, (cell, red) in enumerate(zip(self.cells, self.is_reduction)):
+            s0, s1 = s1, cell(s0, s1, w[1 if red else 0], _edge_drop(drop, i))
         return self.classifier(jnp.mean(s1, axis=(1, 2)))
 
 
@@ -207,12 +312,27 @@ def check_supernet_options(space: str, options: dict) -> dict:
     return {k: check_int(f"--model {k}", options.get(k, v), 1) for k, v in known.items()}
 
 
-def build_supernet(space: str, arch_init, *, num_classes: int, rngs: nnx.Rngs, **options) -> nnx.Module:
-    """The supernet of ``space`` holding ``arch_init`` as its ``ArchParam``; ``options``: ``NETWORK_OPTIONS``."""
+def build_supernet(space: str, arch_init, *, num_classes: int, rngs: nnx.Rngs, op_mask=None,
+                   partial_channels: int = 1, **options) -> nnx.Module:
+    """The supernet of ``space`` holding ``arch_init`` as its ``ArchParam``; ``options``: ``NETWORK_OPTIONS``.
+
+    The method's structure: ``op_mask`` (``bool``, ``edge_weight_shape(space)``; ``None``: every op on every
+    edge) keeps only the marked ops of each edge (P-DARTS's pruning, at least one per edge);
+    ``partial_channels`` ``K`` sends ``1/K`` of each edge's channels through its ops (PC-DARTS; every cell's
+    channel count must be divisible by ``K``).
+    """
     opts = check_supernet_options(space, options)
     num_classes = check_int("num_classes", num_classes, 1)
+    k = check_int("partial_channels", partial_channels, 1)
+    if op_mask is not None:
+        op_mask = np.asarray(op_mask)
+        if op_mask.shape != edge_weight_shape(space) or op_mask.dtype != bool or not op_mask.any(-1).all():
+            raise bad_argument("op_mask", f"{op_mask.dtype}{list(op_mask.shape)}",
+                               f"bool{list(edge_weight_shape(space))} with at least one op per edge")
+    if opts["channels"] % k:  # cells double it, so the first cell's count decides
+        raise bad_argument("partial_channels", k, f"a divisor of the supernet's {opts['channels']} channels")
     cls = NB201Supernet if space == "nb201" else DartsSupernet
-    return cls(arch_init, num_classes=num_classes, rngs=rngs, **opts)
+    return cls(arch_init, num_classes=num_classes, rngs=rngs, op_mask=op_mask, partial_channels=k, **opts)
 
 
 def arch_weights(space: str, arch) -> jax.Array:
@@ -260,8 +380,31 @@ def derive_argmax(space: str, strength: np.ndarray) -> np.ndarray:
     return out
 
 
+def limit_skips(space: str, strength, max_skips: int) -> np.ndarray:
+    """``derive_argmax`` with at most ``max_skips`` ``skip_connect`` edges in the normal cell (P-DARTS's
+    search-space regularisation; NB201: in its one cell): while the derived normal cell has more, the
+    chosen skip with the lowest strength is struck out and the cell derived again."""
+    s = np.array(strength, np.float64)
+    skip = op_names(space).index("skip_connect")
+    while True:
+        arch = derive_argmax(space, s)
+        if space == "nb201":
+            chosen = np.flatnonzero(arch == skip)
+            if len(chosen) <= max_skips:
+                return arch
+            s[chosen[np.argmin(s[chosen, skip])], skip] = -np.inf
+        else:
+            inputs, ops_ = arch[0, :, 0].astype(int), arch[0, :, 1]
+            slots = np.flatnonzero(ops_ == skip)
+            if len(slots) <= max_skips:
+                return arch
+            edges = [DARTS_EDGE_OFFSET[slot // 2] + inputs[slot] for slot in slots]
+            weakest = min(edges, key=lambda e: s[0, e, skip])
+            s[0, weakest, skip] = -np.inf
+
+
 __all__ = [
     "ArchParam", "DartsSearchCell", "DartsSupernet", "MixedOp", "NB201SearchCell", "NB201Supernet",
-    "NETWORK_OPTIONS", "SPACES", "arch_weights", "build_supernet", "check_supernet_options",
-    "derive_argmax", "edge_weight_shape", "op_names",
+    "NETWORK_OPTIONS", "SPACES", "arch_weights", "build_supernet", "channel_shuffle", "check_supernet_options",
+    "derive_argmax", "dropout", "edge_weight_shape", "limit_skips", "max_pool_2x2", "node_softmax", "op_names",
 ]

@@ -52,7 +52,12 @@ def check_supernet_args(space: str, method: str, epochs, method_options: dict | 
     for key, flag in (("seed", "--seed"), ("epochs", "--epochs")):
         if key in overrides:
             raise JnasError(f"--config {key}: set it with {flag}, not --config")
-    config = search_config(epochs, seed, overrides)
+    config = search_config(epochs, seed, overrides, method=m)
+    plan = m.stage_plan()
+    if len(plan) > 1:
+        for k in plan[0]:
+            if k in (model_options or {}):
+                raise JnasError(f"--model {k}: method {m.name} sets it per stage; use --set depths=... instead")
     return m, config
 
 
@@ -69,13 +74,30 @@ def _load_train(data: str, data_dir):
     return train, mean, std
 
 
-def _identity(space: str, data: str, model_options: dict, num_classes: int) -> dict:
+def _identity(space: str, data: str, model_options: dict, num_classes: int, method=None, tag=None) -> dict:
+    """What a checkpoint folder's run is: resuming it with anything else is refused."""
     from jnas.models.supernet import NETWORK_OPTIONS
 
     if data.endswith(".npz"):
         data = str(Path(data).expanduser().resolve())
-    return {"space": space, "data": data, "num_classes": num_classes,
-            "model_options": {**NETWORK_OPTIONS[space], **model_options}}
+    out = {"space": space, "data": data, "num_classes": num_classes,
+           "model_options": {**NETWORK_OPTIONS[space], **model_options}, **(tag or {})}
+    structure = {} if method is None else method.structure()
+    if structure:
+        out["structure"] = {k: np.asarray(v).astype(int).tolist() for k, v in structure.items()}
+    return out
+
+
+def _stage_keys(key, stage: int):
+    """``(model, architecture, search)`` keys of a stage (stage 0: those of a one-stage run)."""
+    import jax
+
+    keys = jax.random.split(key, 3)
+    return tuple(keys) if stage == 0 else tuple(jax.random.fold_in(k, stage) for k in keys)
+
+
+def _checkpoint_dir(out: Path, stage: int, staged: bool) -> Path:
+    return out / "checkpoints" / f"stage{stage + 1}" if staged else out / "checkpoints"
 
 
 class NB201Lookup:
@@ -153,12 +175,9 @@ def run_supernet(space: str, method: str, *, data: str, epochs: int, out, seed: 
     num_classes = int(train[1].max()) + 1
     space_obj = get_space(space)
     key = jax.random.key(seed)
-    k_model, k_arch, k_search = jax.random.split(key, 3)
-    t0 = time.perf_counter()
-    model = build_supernet(space, m.init_arch(k_arch), num_classes=num_classes, rngs=nnx.Rngs(k_model),
-                           **model_options)
-    build_seconds = time.perf_counter() - t0
     lookup = NB201Lookup() if space == "nb201" else None
+    plan = m.stage_plan()
+    staged = len(plan) > 1
 
     def annotate(rec: dict) -> dict:
         arch = np.asarray(rec["derived"], np.int8)
@@ -169,23 +188,45 @@ def run_supernet(space: str, method: str, *, data: str, epochs: int, out, seed: 
             rec["nb201_cifar10_test_acc"] = None if acc is None else acc["cifar10"]
         return rec
 
-    def epoch_done(rec: dict) -> None:
-        if on_epoch is not None:
-            on_epoch(annotate(rec))
-
     out.mkdir(parents=True, exist_ok=True)
-    try:
-        result = search_supernet(model, m, train, config, key=k_search, space_obj=space_obj, mesh=mesh,
-                                 checkpoint_dir=out / "checkpoints",
-                                 identity=_identity(space, data, model_options, num_classes),
-                                 mean=mean, std=std, on_epoch=epoch_done, on_step=on_step)
-    except CheckpointMismatch:
-        raise
-    except JnasError as e:
-        if str(e).startswith("checkpoint_dir: "):  # the user gave --out, not a checkpoint folder
-            raise JnasError(f"--out: {str(e)[len('checkpoint_dir: '):]}") from None
-        raise
-    history = [annotate(dict(r)) for r in result.history]
+    history, stages, build_seconds, wall, previous = [], [], 0.0, 0.0, None
+    for stage, stage_options in enumerate(plan):
+        sm = m.at_stage(stage, previous)
+        k_model, k_arch, k_search = _stage_keys(key, stage)
+        options = {**model_options, **stage_options}
+        t0 = time.perf_counter()
+        model = build_supernet(space, sm.init_arch(k_arch), num_classes=num_classes, rngs=nnx.Rngs(k_model),
+                               **options, **sm.structure())
+        build_seconds += time.perf_counter() - t0
+        tag = {"stage": stage + 1} if staged else {}
+
+        def epoch_done(rec: dict, tag=tag) -> None:
+            if on_epoch is not None:
+                on_epoch(annotate({**rec, **tag}))
+
+        try:
+            result = search_supernet(model, sm, train, config, key=k_search, space_obj=space_obj, mesh=mesh,
+                                     checkpoint_dir=_checkpoint_dir(out, stage, staged),
+                                     identity=_identity(space, data, options, num_classes, sm, tag),
+                                     mean=mean, std=std, on_epoch=epoch_done, on_step=on_step)
+        except CheckpointMismatch:
+            raise
+        except JnasError as e:
+            if str(e).startswith("checkpoint_dir: "):  # the user gave --out, not a checkpoint folder
+                raise JnasError(f"--out: {str(e)[len('checkpoint_dir: '):]}") from None
+            raise
+        history += [annotate({**r, **tag}) for r in result.history]
+        wall += result.wall_seconds
+        previous = result.arch
+        if staged:
+            entry = {"stage": stage + 1, "model_options": _identity(space, data, options, num_classes)["model_options"],
+                     "op_mask": None if sm.op_mask is None else np.asarray(sm.op_mask).astype(int).tolist(),
+                     "epochs_run": len(result.history), "derived_arch": space_obj.to_string(result.derived),
+                     "arch": result.arch.tolist()}
+            if result.history[-1].get("early_stop"):
+                entry["stopped_at_epoch"] = int(result.history[-1]["epoch"])
+            stages.append(entry)
+    last_options = options
     record = {
         "space": space,
         "method": m.name,
@@ -198,14 +239,16 @@ def run_supernet(space: str, method: str, *, data: str, epochs: int, out, seed: 
         "derived_arch": space_obj.to_string(result.derived),
         "op_names": list(op_names(space)),
         "arch": result.arch.tolist(),
-        "wall_seconds": result.wall_seconds,
+        "wall_seconds": wall,
         "build_seconds": build_seconds,
         "resumed_from": result.resumed_from,
         "config": config.to_dict(),
-        "model_options": _identity(space, data, model_options, num_classes)["model_options"],
+        "model_options": _identity(space, data, last_options, num_classes)["model_options"],
         "devices": [str(d) for d in jax.local_devices()],
         "history": history,
     }
+    if staged:
+        record["stages"] = stages
     if result.history and result.history[-1].get("early_stop"):
         record["stopped_at_epoch"] = int(result.history[-1]["epoch"])
         record["early_stop"] = result.history[-1]["early_stop"]
@@ -249,22 +292,33 @@ def load_supernet_run(out, *, data_dir=None, mesh=None):
         raise JnasError(f"supernet run: {path} is not a jnas supernet result ({type(e).__name__}: {e})") from None
     m = make_method(method, space, **rec.get("method_options", {}))
     config = search_config(rec["epochs"], seed, {k: v for k, v in rec["config"].items()
-                                                  if k not in ("epochs", "seed")})
+                                                  if k not in ("epochs", "seed")}, method=m)
+    stages = rec.get("stages") or [None]
+    if len(stages) != len(m.stage_plan()):
+        raise JnasError(f"supernet run: {path} records {len(stages)} stages, method {method} runs "
+                        f"{len(m.stage_plan())}")
+    stage = len(stages) - 1
+    # the last stage's supernet: its ops are those the previous stage's parameters kept
+    sm = m.at_stage(stage, None if stage == 0 else np.asarray(stages[-2]["arch"], np.float32))
+    recorded = stages[-1] and stages[-1].get("op_mask")
+    if recorded is not None and not np.array_equal(np.asarray(recorded, bool), sm.op_mask):
+        raise JnasError(f"supernet run: {path}: the recorded op mask of stage {stage + 1} is not the one its "
+                        f"previous stage's parameters give")
     train, mean, std = _load_train(data, data_dir)
     test = load_split(data, "test", data_dir=data_dir)
-    key = jax.random.key(seed)
-    k_model, k_arch, k_search = jax.random.split(key, 3)
-    model = build_supernet(space, m.init_arch(k_arch), num_classes=int(rec["num_classes"]),
-                           rngs=nnx.Rngs(k_model), **opts)
-    last = ckpt.latest_epoch(out / "checkpoints")
+    k_model, k_arch, k_search = _stage_keys(jax.random.key(seed), stage)
+    model = build_supernet(space, sm.init_arch(k_arch), num_classes=int(rec["num_classes"]),
+                           rngs=nnx.Rngs(k_model), **opts, **sm.structure())
+    folder = _checkpoint_dir(out, stage, stages[-1] is not None)
+    last = ckpt.latest_epoch(folder)
     stopped = rec.get("stopped_at_epoch")  # DARTS+ early stopping ends a run before its last epoch
     if last != (stopped or config.epochs):
-        raise JnasError(f"supernet run: {out / 'checkpoints'} holds epoch {last}, not the run's last epoch "
+        raise JnasError(f"supernet run: {folder} holds epoch {last}, not the run's last epoch "
                         f"{stopped or config.epochs}; rerun the search to finish it")
-    state = restore_supernet(out / "checkpoints", model, m, config)
+    state = restore_supernet(folder, model, sm, config)
     _, arch_half, _ = search_halves(train, k_search)
     return SupernetEvaluator(space, model, state, valid_data=arch_half, test_data=test, mean=mean, std=std,
-                             method=m, config=config, mesh=mesh, name=f"supernet/{space}/{method}/{data}")
+                             method=sm, config=config, mesh=mesh, name=f"supernet/{space}/{method}/{data}")
 
 
 __all__ = ["NB201_DATASETS", "NB201Lookup", "check_supernet_args", "load_supernet_run", "op_shares",

@@ -44,7 +44,7 @@ import optax
 from flax import nnx
 
 from jnas.errors import JnasError, bad_argument, check_int
-from jnas.models.supernet import ArchParam, arch_weights, derive_argmax
+from jnas.models.supernet import ArchParam, arch_weights
 from jnas.train import checkpoint as ckpt
 from jnas.train.augment import augment_batch, eval_batch
 from jnas.train.data import epoch_batches
@@ -74,9 +74,12 @@ def check_search_config(config: TrainConfig, prefix: str = "config.") -> None:
                                f"{getattr(default, name)!r} (a one-shot search does not use it)")
 
 
-def search_config(epochs: int, seed: int = 0, overrides: dict | None = None) -> TrainConfig:
-    """The weights' ``TrainConfig`` of a one-shot search (``SEARCH_CONFIG``) with ``overrides``."""
-    config = TrainConfig(**{**SEARCH_CONFIG, "epochs": epochs, "seed": seed}).replace(**(overrides or {}))
+def search_config(epochs: int, seed: int = 0, overrides: dict | None = None, method: Method | None = None
+                  ) -> TrainConfig:
+    """The weights' ``TrainConfig`` of a one-shot search: ``SEARCH_CONFIG``, then the ``method``'s own
+    ``config_defaults`` (PC-DARTS's and P-DARTS's batch size and learning rates), then ``overrides``."""
+    base = {**SEARCH_CONFIG, **(method.config_defaults if method is not None else {}), "epochs": epochs, "seed": seed}
+    config = TrainConfig(**base).replace(**(overrides or {}))
     check_search_config(config, "--config ")
     return config
 
@@ -114,14 +117,21 @@ def make_loss(graphdef, method: Method, cdtype=jnp.float32) -> Callable:
     """``loss(params, arch, rest, x, y, key, progress, weights=None) -> (loss, (logits, rest))``.
 
     ``x``: normalised float images; ``weights``: edge weights to use instead of
-    the method's relaxation (a concrete architecture's one-hot weights).
+    the method's relaxation (a concrete architecture's one-hot weights; no skip dropout then).
     """
 
     def loss(params, arch, rest, x, y, key, progress, weights=None):
         p = _cast_floats(params, cdtype) if cdtype != jnp.float32 else params
         model = nnx.merge(graphdef, arch, p, rest, copy=True)
-        w = method.edge_weights(arch_value(arch), key, progress) if weights is None else weights
-        logits = model(x.astype(cdtype), w).astype(jnp.float32)
+        drop = None
+        if weights is None:
+            k_w, k_drop = jax.random.split(key)
+            w = method.edge_weights(arch_value(arch), k_w, progress)
+            rate = method.skip_drop_rate(progress)
+            drop = None if rate is None else (jnp.asarray(rate, jnp.float32), k_drop)
+        else:
+            w = weights
+        logits = model(x.astype(cdtype), w, drop).astype(jnp.float32)
         value = cross_entropy(logits, y).mean()
         *_, new_rest = nnx.split(model, ArchParam, nnx.Param, ...)
         return value, (logits, _match_dtypes(new_rest, rest))
@@ -167,9 +177,11 @@ def _arch_step_grad(loss: Callable, method: Method, params, arch, rest, xt, yt, 
 
 
 def make_search_step(graphdef, method: Method, w_opt: optax.GradientTransformation,
-                     a_opt: optax.GradientTransformation, config: TrainConfig, schedule, *, mean, std, mesh=None):
+                     a_opt: optax.GradientTransformation, config: TrainConfig, schedule, *, mean, std, mesh=None,
+                     update_arch: bool = True):
     """Jitted ``(state, w_opt_state, a_opt_state, xt, yt, xv, yv, key, step, progress) -> (state, w_opt_state,
-    a_opt_state, metrics)``: one architecture step then one weight step.
+    a_opt_state, metrics)``: one architecture step then one weight step (``update_arch=False``: a warm-up
+    step, the weight step alone, the architecture batch's loss only measured).
 
     Images ``uint8 [B, H, W, C]``, labels ``int32 [B]``; ``step``: the global
     step number (learning rate ``schedule(step)``, the virtual step size of a
@@ -189,10 +201,14 @@ def make_search_step(graphdef, method: Method, w_opt: optax.GradientTransformati
         k_t, k_v, k_arch, k_w = jax.random.split(key, 4)
         xt, xv = aug(k_t, xt), aug(k_v, xv)
         xi = schedule(n)
-        (v_loss, v_logits), g_a = _arch_step_grad(loss, method, state.params, state.arch, state.rest, xt, yt, xv,
-                                                yv, k_arch, progress, xi, wd)
-        upd, a_state = a_opt.update(g_a, a_state, state.arch)
-        arch = optax.apply_updates(state.arch, upd)
+        if update_arch:
+            (v_loss, v_logits), g_a = _arch_step_grad(loss, method, state.params, state.arch, state.rest, xt, yt,
+                                                    xv, yv, k_arch, progress, xi, wd)
+            upd, a_state = a_opt.update(g_a, a_state, state.arch)
+            arch = optax.apply_updates(state.arch, upd)
+        else:
+            v_loss, (v_logits, _) = loss(state.params, state.arch, state.rest, xv, yv, k_arch, progress)
+            arch = state.arch
         (t_loss, (logits, rest)), g_w = jax.value_and_grad(loss, has_aux=True)(
             state.params, arch, state.rest, xt, yt, k_w, progress)
         upd, w_state = w_opt.update(g_w, w_state, state.params)
@@ -312,6 +328,9 @@ def search_supernet(
         raise bad_argument("config", type(config).__name__, "a TrainConfig")
     check_int("epochs", config.epochs, 1)
     check_search_config(config)
+    if method.warmup_epochs >= config.epochs:
+        raise JnasError(f"--set warmup_epochs: got {method.warmup_epochs}, expected fewer than the "
+                        f"{config.epochs} epochs of the search (the architecture would never be trained)")
     if method.derive == "sample" and space_obj is None:  # before an epoch is spent, not in its derivation
         raise bad_argument("space_obj", None, f"the {method.space} Space object (method {method.name} samples cells)")
     if identity is not None:
@@ -334,7 +353,8 @@ def search_supernet(
     state = replicate(mesh, jax.tree.map(jnp.copy, state))
     w_state = replicate(mesh, w_opt.init(state.params))
     a_state = replicate(mesh, a_opt.init(state.arch))
-    step_fn = make_search_step(gd_train, method, w_opt, a_opt, config, schedule, mean=mean, std=std, mesh=mesh)
+    steps = {flag: make_search_step(gd_train, method, w_opt, a_opt, config, schedule, mean=mean, std=std, mesh=mesh,
+                                    update_arch=flag) for flag in (True, False)}  # each compiled on first use
     arch_eval = make_arch_eval(gd_train, method, config, mean=mean, std=std, mesh=mesh)
 
     meta = {"run": identity, "method": method.name, "options": method.settings(), "config": _json(config.to_dict()),
@@ -356,6 +376,8 @@ def search_supernet(
         if history and history[-1].get("early_stop"):
             break  # a resumed run that DARTS+ had already stopped
         t0 = time.perf_counter()
+        frozen = epoch < method.warmup_epochs
+        step_fn = steps[not frozen]
         k_epoch = jax.random.fold_in(k_run, epoch)
         k_pw, k_pa, k_steps, k_derive = jax.random.split(k_epoch, 4)
         order_w = epoch_batches(k_pw, len(w_half[1]), config.batch_size).idx[:spe]
@@ -389,6 +411,8 @@ def search_supernet(
             "arch": arch.tolist(),
             "seconds": time.perf_counter() - t0,
         }
+        if frozen:
+            record["arch_frozen"] = True
         history.append(record)
         reason = early_stop_reason(method, history)
         if reason is not None:
@@ -419,7 +443,7 @@ def derive(method: Method, state, arch: np.ndarray, arch_eval, data, config: Tra
     """``(architecture, its supernet loss on data or None)``: the method's derivation rule."""
     space = method.space
     if method.derive == "argmax":
-        return derive_argmax(space, np.asarray(method.strengths(jnp.asarray(arch)))), None
+        return method.derive_arch(np.asarray(method.strengths(jnp.asarray(arch)))), None
     from jnas.encodings import opdist
 
     if space_obj is None:

@@ -18,6 +18,16 @@ method says
   strengths) or ``"sample"`` (ANASOD-DNAS: cells sampled from the learned
   distribution, the best by supernet validation loss kept).
 
+A method may also fix the supernet's structure (``structure()``: PC-DARTS's
+partial channels, P-DARTS's pruned op sets), add dropout on the skip
+connections (``skip_drop_rate``), bring its paper's weight-training settings
+(``config_defaults``, between DARTS's ``SEARCH_CONFIG`` and the user's
+``--config``), derive by its own rule (``derive_arch``) and run in stages
+(``stage_plan``/``at_stage``: P-DARTS; every other method has one stage).
+Every method takes ``warmup_epochs``: that many epochs (of each stage)
+train the weights alone, the architecture frozen (PC-DARTS 15, P-DARTS 10,
+the others 0).
+
 Every method also takes DARTS+'s early stopping (Liang et al., 2019;
 ``early_stop_reason``): ``early_stop=skip`` stops the search after the
 first epoch whose derived normal cell has 2 or more skip connections,
@@ -60,6 +70,29 @@ Methods (``METHODS``; options settable with ``--set``):
     ``--log_penalty`` form. Derivation: the distribution's mode, the arg-max
     op of every edge (for DARTS the DARTS rule: the two strongest incoming
     edges of each node, ``none`` excluded).
+``pc-darts``
+    Xu et al. (ICLR 2020): first-order DARTS with partial channel
+    connections (each edge's ops see ``1/K`` of its channels,
+    ``partial_channels = K = 4``; the rest bypass them, then the channels are
+    shuffled) and edge normalisation: per-edge logits ``β`` softmaxed over
+    each node's incoming edges scale the edge, ``w_e = softmax(β)_e ·
+    softmax(α_e)``. The parameters are one array ``[..., n_edges, n_ops + 1]``:
+    ``α`` then ``β`` in the last column. Adam lr 6e-4, weight decay 1e-3;
+    weights: batch 256, SGD lr 0.1 cosine to 0; the first 15 epochs train
+    the weights alone. Derivation: the DARTS rule on ``softmax(α) · β``
+    (PC-DARTS's genotype).
+``pdarts``
+    Chen et al. (ICCV 2019): stages of growing depth (``depths``: DARTS 5,
+    11, 17 cells; NB201 1, 3, 5 cells per stage of its skeleton), each a
+    fresh supernet trained for ``--epochs`` epochs (10 of them warm-up) with
+    fresh ``α``; between stages each edge keeps its ``keep_ops`` strongest ops
+    (DARTS 8 → 5 → 3, NB201 5 → 3 → 2; a DARTS edge never keeps only
+    ``none``), so the deeper stages run fewer ops. Dropout on the stride-1
+    ``skip_connect`` outputs, from ``skip_dropout`` per stage (the paper's
+    CIFAR-10 rates 0.0, 0.3, 0.6) decaying linearly to 0 in the stage's last
+    epoch. Derivation: the DARTS rule with at most ``max_skips = 2`` skips in
+    the normal cell (the weakest chosen skip struck out until it holds).
+    Adam lr 6e-4, weight decay 1e-3; weights: batch 96, SGD lr 0.025 cosine to 0.
 ``anasod-dnas``
     Wan et al., Algorithm 1: one operation distribution ``p̃`` per cell type
     (NB201: ``[1, 5]``; DARTS: ``[2, 7]``, normal and reduce, without
@@ -74,6 +107,7 @@ Methods (``METHODS``; options settable with ``--set``):
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from typing import Any, Callable
@@ -83,8 +117,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jnas.errors import JnasError, is_int, is_number
-from jnas.models.supernet import SPACES, edge_weight_shape, op_names
+from jnas.errors import JnasError, bad_argument, is_int, is_number
+from jnas.models.supernet import SPACES, derive_argmax, edge_weight_shape, limit_skips, node_softmax, op_names
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,6 +150,11 @@ EARLY_STOP_OPTIONS = (
 )
 
 
+def _warmup_option(default: int) -> MethodOption:
+    """``warmup_epochs``: epochs (of each stage) that train the weights only, the architecture frozen."""
+    return MethodOption("warmup_epochs", int, default, "an integer >= 0", lambda v: v >= 0)
+
+
 class Method:
     """Base class of the one-shot methods (see the module docstring)."""
 
@@ -124,6 +163,12 @@ class Method:
     options: tuple[MethodOption, ...] = ()
     second_order: bool = False
     derive: str = "argmax"
+    #: ``warmup_epochs`` default (PC-DARTS and P-DARTS freeze the architecture at first)
+    warmup_default: int = 0
+    #: weight-training settings of the method's paper that differ from DARTS's (``SEARCH_CONFIG``)
+    config_defaults: dict = {}
+    #: ops each edge of the supernet holds (``bool``, edge-weight shape; ``None``: all); P-DARTS prunes
+    op_mask = None
 
     def __init__(self, space: str, **opts):
         if space not in self.spaces:
@@ -148,8 +193,9 @@ class Method:
 
     @classmethod
     def all_options(cls) -> tuple[MethodOption, ...]:
-        """The method's own options, then the DARTS+ early-stopping options every method has."""
-        return cls.options + EARLY_STOP_OPTIONS
+        """The method's own options, then the options every method has: the architecture warm-up and
+        DARTS+ early stopping."""
+        return cls.options + (_warmup_option(cls.warmup_default),) + EARLY_STOP_OPTIONS
 
     def validate(self) -> None:
         """Cross-option checks (override)."""
@@ -174,6 +220,29 @@ class Method:
     def arch_penalty(self, arch) -> jax.Array:
         """A term added to the architecture step's loss (a resource constraint); 0 unless overridden."""
         return jnp.zeros((), jnp.float32)
+
+    def skip_drop_rate(self, progress) -> jax.Array | None:
+        """Dropout rate on the supernet's ``skip_connect`` outputs at ``progress`` (P-DARTS), or ``None`` (off)."""
+        return None
+
+    def structure(self) -> dict:
+        """Supernet structure the method fixes (``jnas.models.supernet.build_supernet`` keywords)."""
+        return {} if self.op_mask is None else {"op_mask": self.op_mask}
+
+    def derive_arch(self, strength) -> np.ndarray:
+        """The derived architecture of per-edge op strengths (``derive == "argmax"``)."""
+        return derive_argmax(self.space, strength)
+
+    def stage_plan(self) -> list[dict]:
+        """Per stage of a progressive search (P-DARTS), the supernet options (``--model``) that stage sets;
+        one stage setting nothing for every other method."""
+        return [{}]
+
+    def at_stage(self, stage: int, previous_arch=None) -> "Method":
+        """The method as it runs stage ``stage``; ``previous_arch``: the last stage's final parameters."""
+        if stage != 0:
+            raise bad_argument("stage", stage, f"0 (method {self.name} has one stage)")
+        return self
 
 
 class Darts(Method):
@@ -262,9 +331,12 @@ def early_stop_reason(method: Method, history: list[dict]) -> str | None:
 
     ``skip``: the derived normal cell has 2 or more ``skip_connect`` edges. ``rank``: on every edge the
     ranking of the learnable (parameterised) ops by strength has not changed for ``stable_epochs`` epochs,
-    i.e. it is the same in the last ``stable_epochs + 1`` records. Returns the reason, or ``None``.
+    i.e. it is the same in the last ``stable_epochs + 1`` records. Warm-up epochs (``arch_frozen``) are left
+    out. Returns the reason, or ``None``.
     """
     rule = method.early_stop
+    # warm-up epochs do not count: their architecture is the random initial one, frozen
+    history = [h for h in history if not h.get("arch_frozen")]
     if rule == "none" or not history:
         return None
     if rule in ("skip", "both"):
@@ -312,6 +384,133 @@ class SNAS(Darts):
         if self.resource_lambda == 0:
             return jnp.zeros((), jnp.float32)
         return self.resource_lambda * jnp.log(jnp.maximum(self.expected_cost(arch), 1.0))
+
+
+class PCDarts(Darts):
+    """PC-DARTS: partial channel connections and edge normalisation over first-order DARTS."""
+
+    name = "pc-darts"
+    warmup_default = 15
+    config_defaults = {"batch_size": 256, "lr": 0.1, "lr_end": 0.0}
+    options = (
+        MethodOption("arch_lr", float, 6e-4, "a positive number", _positive),
+        MethodOption("arch_weight_decay", float, 1e-3, "a number >= 0", lambda v: v >= 0 and math.isfinite(v)),
+        MethodOption("partial_channels", int, 4, "an integer >= 1", lambda v: v >= 1),
+    )
+
+    def init_arch(self, key):
+        shape = edge_weight_shape(self.space)
+        return 1e-3 * jax.random.normal(key, shape[:-1] + (shape[-1] + 1,), jnp.float32)
+
+    def edge_weights(self, arch, key, progress):
+        return self.strengths(arch)
+
+    def strengths(self, arch):
+        # arch[..., :-1]: the op logits α; arch[..., -1]: the edge logits β
+        return jax.nn.softmax(arch[..., :-1], axis=-1) * node_softmax(self.space, arch[..., -1])[..., None]
+
+    def structure(self):
+        return {**super().structure(), "partial_channels": self.partial_channels}
+
+
+def _int_list(name: str, text: str, lo: int) -> tuple[int, ...]:
+    try:
+        out = tuple(int(t) for t in text.split(","))
+    except ValueError:
+        out = ()
+    if not out or min(out) < lo:
+        raise JnasError(f"--set {name}: got {text!r}, expected comma-separated integers >= {lo}")
+    return out
+
+
+class PDarts(Darts):
+    """P-DARTS: stages of growing depth, ops pruned between them, skip dropout, at most M skips derived."""
+
+    name = "pdarts"
+    warmup_default = 10
+    config_defaults = {"batch_size": 96, "lr": 0.025, "lr_end": 0.0}
+    #: the paper's schedules per space: cells per stage (DARTS: cells; NB201: cells per stage of the
+    #: skeleton), ops kept per edge after each stage but the last, initial skip dropout rate per stage
+    AUTO = {"darts": ("5,11,17", "5,3", "0.0,0.3,0.6"), "nb201": ("1,3,5", "3,2", "0.0,0.3,0.6")}
+    options = (
+        MethodOption("arch_lr", float, 6e-4, "a positive number", _positive),
+        MethodOption("arch_weight_decay", float, 1e-3, "a number >= 0", lambda v: v >= 0 and math.isfinite(v)),
+        MethodOption("depths", str, "auto", "'auto' or comma-separated depths, one per stage"),
+        MethodOption("keep_ops", str, "auto", "'auto' or comma-separated op counts, one per stage but the last"),
+        MethodOption("skip_dropout", str, "auto", "'auto' or comma-separated rates in [0, 1), one per stage"),
+        MethodOption("max_skips", int, 2, "an integer >= 0", lambda v: v >= 0),
+    )
+    stage = 0
+
+    def validate(self):
+        auto = self.AUTO[self.space]
+        self.stage_depths = _int_list("depths", auto[0] if self.depths == "auto" else self.depths, 1)
+        n = len(self.stage_depths)
+        self.stage_keep = () if n == 1 else _int_list("keep_ops", auto[1] if self.keep_ops == "auto" else
+                                                      self.keep_ops, 1)
+        n_ops = edge_weight_shape(self.space)[-1]
+        keep = (n_ops,) + self.stage_keep
+        if len(self.stage_keep) != n - 1 or any(b >= a for a, b in zip(keep, keep[1:])):
+            raise JnasError(f"--set keep_ops: got {self.keep_ops!r} ({','.join(map(str, self.stage_keep))}), "
+                            f"expected {n - 1} decreasing op counts below {n_ops} (one per stage but the last)")
+        text = auto[2] if self.skip_dropout == "auto" else self.skip_dropout
+        try:
+            rates = tuple(float(t) for t in text.split(","))
+        except ValueError:
+            rates = ()
+        if len(rates) != n or not all(0.0 <= r < 1.0 for r in rates):
+            raise JnasError(f"--set skip_dropout: got {self.skip_dropout!r}, expected {n} comma-separated rates "
+                            f"in [0, 1), one per stage")
+        self.stage_rates = rates
+
+    def stage_plan(self):
+        key = "layers" if self.space == "darts" else "cells_per_stage"
+        return [{key: d} for d in self.stage_depths]
+
+    def at_stage(self, stage, previous_arch=None):
+        if not 0 <= stage < len(self.stage_depths):
+            raise bad_argument("stage", stage, f"0..{len(self.stage_depths) - 1}")
+        out = copy.copy(self)
+        out.stage = stage
+        if stage > 0:
+            if previous_arch is None:
+                raise bad_argument("previous_arch", None, f"the architecture parameters of stage {stage - 1}")
+            out.op_mask = self.prune(previous_arch, self.stage_keep[stage - 1])
+        return out
+
+    def prune(self, arch, keep: int) -> np.ndarray:
+        """The op mask keeping the ``keep`` strongest ops of each edge (of those this stage holds); on DARTS a
+        mask that would keep only ``none`` keeps the strongest other op instead."""
+        s = np.asarray(self.strengths(jnp.asarray(arch)), np.float64)
+        if self.op_mask is not None:
+            s = np.where(self.op_mask, s, -np.inf)
+        order = np.argsort(-s, axis=-1, kind="stable")[..., :keep]
+        mask = np.zeros(s.shape, bool)
+        np.put_along_axis(mask, order, True, axis=-1)
+        if self.space == "darts":  # the DARTS cell never derives `none`: an edge must keep a real op
+            best_real = np.argmax(s[..., 1:], axis=-1) + 1
+            for idx in zip(*np.nonzero(~mask[..., 1:].any(-1))):
+                mask[idx] = False
+                mask[idx + (best_real[idx],)] = True
+        return mask
+
+    def _masked(self, arch):
+        if self.op_mask is None:
+            return arch
+        return jnp.where(jnp.asarray(self.op_mask), arch, -jnp.inf)
+
+    def edge_weights(self, arch, key, progress):
+        return self.strengths(arch)
+
+    def strengths(self, arch):
+        return jax.nn.softmax(self._masked(arch), axis=-1)
+
+    def skip_drop_rate(self, progress):
+        rate = self.stage_rates[self.stage]
+        return None if rate == 0 else rate * (1.0 - progress)
+
+    def derive_arch(self, strength):
+        return limit_skips(self.space, strength, self.max_skips)
 
 
 def exponentiated_gradient(lr: float) -> optax.GradientTransformation:
@@ -364,7 +563,7 @@ class AnasodDNAS(Method):
 
 
 #: method name -> class
-METHODS: dict[str, type[Method]] = {m.name: m for m in (Darts, Darts2, GDAS, SNAS, AnasodDNAS)}
+METHODS: dict[str, type[Method]] = {m.name: m for m in (Darts, Darts2, GDAS, SNAS, PCDarts, PDarts, AnasodDNAS)}
 
 
 def make_method(name: str, space: str, **opts) -> Method:
@@ -378,5 +577,5 @@ def make_method(name: str, space: str, **opts) -> Method:
     return METHODS[name](space, **opts)
 
 
-__all__ = ["METHODS", "SNAS", "AnasodDNAS", "Darts", "Darts2", "GDAS", "Method", "MethodOption",
+__all__ = ["METHODS", "SNAS", "AnasodDNAS", "Darts", "Darts2", "GDAS", "Method", "MethodOption", "PCDarts", "PDarts",
            "EARLY_STOPS", "early_stop_reason", "exponentiated_gradient", "make_method", "op_parameters"]
