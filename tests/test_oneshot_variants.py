@@ -128,7 +128,7 @@ def test_pdarts_pruning_keeps_the_strongest_ops_of_each_edge():
     m = make_method("pdarts", "darts")
     rng = np.random.default_rng(0)
     arch = jnp.asarray(rng.normal(size=(2, 14, 8)), jnp.float32)
-    s1 = m.at_stage(1, arch)
+    s1 = m.next_stage(arch)
     p = np.asarray(jax.nn.softmax(arch, -1))
     assert s1.op_mask.shape == (2, 14, 8) and (s1.op_mask.sum(-1) == 5).all()
     kept_min = np.where(s1.op_mask, p, np.inf).min(-1)
@@ -140,6 +140,10 @@ def test_pdarts_pruning_keeps_the_strongest_ops_of_each_edge():
     assert not w[~s1.op_mask].any()
     s2 = s1.prune(-arch, 3)  # reversed preferences: the weakest of the kept five now lead
     assert (s2.sum(-1) == 3).all() and not (s2 & ~s1.op_mask).any()
+    # the next stage prunes among the ops this stage held, whatever the logits of the pruned ones
+    loud = jnp.where(jnp.asarray(s1.op_mask), arch, 100.0)
+    nxt = s1.next_stage(loud)
+    assert nxt.stage == 2 and (nxt.op_mask.sum(-1) == 3).all() and not (nxt.op_mask & ~s1.op_mask).any()
     # keeping one op never keeps only `none` on DARTS (its cells never derive it)
     strong_none = arch.at[..., 0].set(50.0)
     one = m.prune(strong_none, 1)
@@ -150,7 +154,7 @@ def test_pdarts_pruning_keeps_the_strongest_ops_of_each_edge():
 def test_pdarts_supernet_holds_only_the_kept_ops():
     m = make_method("pdarts", "nb201", depths="1,1", keep_ops="2", skip_dropout="0,0")
     arch = jnp.asarray(np.random.default_rng(1).normal(size=(6, 5)), jnp.float32)
-    s1 = m.at_stage(1, arch)
+    s1 = m.next_stage(arch)
     net = build_supernet("nb201", arch, num_classes=3, rngs=nnx.Rngs(0), channels=2, cells_per_stage=1,
                          **s1.structure())
     cell = net.layers[0]
@@ -190,8 +194,11 @@ def test_skip_dropout_drops_the_identity_only_and_decays():
     conv = jax.nn.one_hot(darts_space.OPS.index("sep_conv_3x3"), 8)
     np.testing.assert_allclose(mixed(x, conv, (jnp.float32(0.5), jax.random.key(1))), mixed(x, conv), atol=1e-6)
     m = make_method("pdarts", "darts")
-    assert m.at_stage(0).skip_drop_rate(0.0) is None  # stage 1's rate is 0: no dropout at all
-    s2 = m.at_stage(2, jnp.zeros((2, 14, 8)) + jnp.arange(8.0))
+    assert m.skip_drop_rate(0.0) is None  # stage 1's rate is 0: no dropout at all
+    a = jnp.zeros((2, 14, 8)) + jnp.arange(8.0)
+    s2 = m.next_stage(a).next_stage(a)
+    with pytest.raises(JnasError, match="3 stage"):
+        s2.next_stage(a)
     assert s2.skip_drop_rate(0.0) == pytest.approx(0.6) and s2.skip_drop_rate(1.0) == pytest.approx(0.0)
 
 
@@ -206,7 +213,8 @@ def test_every_argmax_method_derives_valid_architectures(space_name):
             continue
         m = make_method(name, space_name)
         if name == "pdarts":  # a later stage: pruned edges
-            m = m.at_stage(1, jnp.asarray(rng.normal(size=edge_weight_shape(space_name)), jnp.float32))
+            a = jnp.asarray(rng.normal(size=edge_weight_shape(space_name)), jnp.float32)
+            m = m.next_stage(a).next_stage(-a)  # the last stage: pruned twice
         for _ in range(5):
             arch = jnp.asarray(3 * rng.normal(size=m.init_arch(jax.random.key(0)).shape), jnp.float32)
             a = m.derive_arch(np.asarray(m.strengths(arch)))

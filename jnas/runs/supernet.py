@@ -47,7 +47,15 @@ def check_supernet_args(space: str, method: str, epochs, method_options: dict | 
         raise JnasError(f"--space: got {space!r}, expected one of {', '.join(SPACES)} (the spaces with a supernet)")
     m = make_method(method, space, **dict(method_options or {}))
     epochs = check_int("--epochs", epochs, 1, expected="a positive integer")
-    check_supernet_options(space, dict(model_options or {}))
+    network = check_supernet_options(space, dict(model_options or {}))
+    if m.warmup_epochs >= epochs:
+        raise JnasError(f"--set warmup_epochs: got {m.warmup_epochs}, expected fewer than the {epochs} epochs of "
+                        f"the search{' stage' if len(m.stage_plan()) > 1 else ''} (the architecture would never "
+                        f"be trained)")
+    k = m.structure().get("partial_channels", 1)
+    if network["channels"] % k:
+        raise JnasError(f"--set partial_channels: got {k}, expected a divisor of the supernet's "
+                        f"{network['channels']} channels (--model channels)")
     overrides = dict(config_overrides or {})
     for key, flag in (("seed", "--seed"), ("epochs", "--epochs")):
         if key in overrides:
@@ -190,8 +198,10 @@ def run_supernet(space: str, method: str, *, data: str, epochs: int, out, seed: 
 
     out.mkdir(parents=True, exist_ok=True)
     history, stages, build_seconds, wall, previous = [], [], 0.0, 0.0, None
+    sm = m
     for stage, stage_options in enumerate(plan):
-        sm = m.at_stage(stage, previous)
+        if stage > 0:
+            sm = sm.next_stage(previous)
         k_model, k_arch, k_search = _stage_keys(key, stage)
         options = {**model_options, **stage_options}
         t0 = time.perf_counter()
@@ -298,12 +308,13 @@ def load_supernet_run(out, *, data_dir=None, mesh=None):
         raise JnasError(f"supernet run: {path} records {len(stages)} stages, method {method} runs "
                         f"{len(m.stage_plan())}")
     stage = len(stages) - 1
-    # the last stage's supernet: its ops are those the previous stage's parameters kept
-    sm = m.at_stage(stage, None if stage == 0 else np.asarray(stages[-2]["arch"], np.float32))
-    recorded = stages[-1] and stages[-1].get("op_mask")
-    if recorded is not None and not np.array_equal(np.asarray(recorded, bool), sm.op_mask):
-        raise JnasError(f"supernet run: {path}: the recorded op mask of stage {stage + 1} is not the one its "
-                        f"previous stage's parameters give")
+    # the last stage's supernet: its ops are those the earlier stages' parameters kept, stage by stage
+    sm = m
+    for i, entry in enumerate(stages[1:], start=1):
+        sm = sm.next_stage(np.asarray(stages[i - 1]["arch"], np.float32))
+        if not np.array_equal(np.asarray(entry["op_mask"], bool), sm.op_mask):
+            raise JnasError(f"supernet run: {path}: the recorded op mask of stage {i + 1} is not the one its "
+                            f"previous stage's parameters give")
     train, mean, std = _load_train(data, data_dir)
     test = load_split(data, "test", data_dir=data_dir)
     k_model, k_arch, k_search = _stage_keys(jax.random.key(seed), stage)

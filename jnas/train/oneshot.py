@@ -125,10 +125,11 @@ def make_loss(graphdef, method: Method, cdtype=jnp.float32) -> Callable:
         model = nnx.merge(graphdef, arch, p, rest, copy=True)
         drop = None
         if weights is None:
-            k_w, k_drop = jax.random.split(key)
-            w = method.edge_weights(arch_value(arch), k_w, progress)
             rate = method.skip_drop_rate(progress)
-            drop = None if rate is None else (jnp.asarray(rate, jnp.float32), k_drop)
+            if rate is not None:  # only then is the key split: the other methods' samples stay as they were
+                key, k_drop = jax.random.split(key)
+                drop = (jnp.asarray(rate, jnp.float32), k_drop)
+            w = method.edge_weights(arch_value(arch), key, progress)
         else:
             w = weights
         logits = model(x.astype(cdtype), w, drop).astype(jnp.float32)

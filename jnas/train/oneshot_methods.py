@@ -23,7 +23,7 @@ partial channels, P-DARTS's pruned op sets), add dropout on the skip
 connections (``skip_drop_rate``), bring its paper's weight-training settings
 (``config_defaults``, between DARTS's ``SEARCH_CONFIG`` and the user's
 ``--config``), derive by its own rule (``derive_arch``) and run in stages
-(``stage_plan``/``at_stage``: P-DARTS; every other method has one stage).
+(``stage_plan``/``next_stage``: P-DARTS; every other method has one stage).
 Every method takes ``warmup_epochs``: that many epochs (of each stage)
 train the weights alone, the architecture frozen (PC-DARTS 15, P-DARTS 10,
 the others 0).
@@ -183,6 +183,8 @@ class Method:
         for o in self.all_options():
             v = opts.get(o.name, o.default)
             if o.type is str:
+                if is_number(v):  # the CLI reads `--set depths=5` as the number 5; a list option takes it
+                    v = str(v)
                 typed = isinstance(v, str)
             else:
                 typed = is_int(v) if o.type is int else is_number(v)  # never round 2.5 to 2 or read True as 1.0
@@ -235,14 +237,12 @@ class Method:
 
     def stage_plan(self) -> list[dict]:
         """Per stage of a progressive search (P-DARTS), the supernet options (``--model``) that stage sets;
-        one stage setting nothing for every other method."""
+        one stage setting nothing for every other method. The method object runs the first stage."""
         return [{}]
 
-    def at_stage(self, stage: int, previous_arch=None) -> "Method":
-        """The method as it runs stage ``stage``; ``previous_arch``: the last stage's final parameters."""
-        if stage != 0:
-            raise bad_argument("stage", stage, f"0 (method {self.name} has one stage)")
-        return self
+    def next_stage(self, arch) -> "Method":
+        """The method as it runs the stage after this one, from this stage's final parameters ``arch``."""
+        raise JnasError(f"method {self.name} has {len(self.stage_plan())} stage(s); there is no next one")
 
 
 class Darts(Method):
@@ -467,15 +467,12 @@ class PDarts(Darts):
         key = "layers" if self.space == "darts" else "cells_per_stage"
         return [{key: d} for d in self.stage_depths]
 
-    def at_stage(self, stage, previous_arch=None):
-        if not 0 <= stage < len(self.stage_depths):
-            raise bad_argument("stage", stage, f"0..{len(self.stage_depths) - 1}")
+    def next_stage(self, arch):
+        if self.stage + 1 >= len(self.stage_depths):
+            return super().next_stage(arch)
         out = copy.copy(self)
-        out.stage = stage
-        if stage > 0:
-            if previous_arch is None:
-                raise bad_argument("previous_arch", None, f"the architecture parameters of stage {stage - 1}")
-            out.op_mask = self.prune(previous_arch, self.stage_keep[stage - 1])
+        out.stage = self.stage + 1
+        out.op_mask = self.prune(arch, self.stage_keep[self.stage])
         return out
 
     def prune(self, arch, keep: int) -> np.ndarray:
