@@ -117,7 +117,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jnas.errors import JnasError, bad_argument, is_int, is_number
+from jnas.errors import JnasError, is_int, is_number
 from jnas.models.supernet import SPACES, derive_argmax, edge_weight_shape, limit_skips, node_softmax, op_names
 
 
