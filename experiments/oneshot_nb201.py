@@ -166,11 +166,27 @@ def _stages(method: str, prof: dict) -> int:
     return len(make_method(method, "nb201", **prof["options"].get(method, {})).stage_plan())
 
 
+def _machine() -> str:
+    """The CPU model and core count (``/proc/cpuinfo`` where there is one) and JAX's backend."""
+    import os
+    import platform
+
+    import jax
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, {jax.default_backend()}"
+
+
 def _merge(out: Path, record: dict, args) -> dict:
     """``record``'s methods added to (or replacing theirs in) the record already in ``out``, the invocation
     noted under ``separate_invocations``; refused when the two differ in profile, data, model or seeds."""
     import datetime
-    import platform
 
     if not out.is_file():
         raise SystemExit(f"--merge: {out} does not exist yet")
@@ -181,7 +197,7 @@ def _merge(out: Path, record: dict, args) -> dict:
     merged = dict(old)
     for k in ("schedules", "method_options", "methods"):
         merged[k] = {**old.get(k, {}), **record[k]}
-    note = {"date": datetime.date.today().isoformat(), "machine": platform.processor() or platform.machine(),
+    note = {"date": datetime.date.today().isoformat(), "machine": _machine(),
             "command": "python experiments/oneshot_nb201.py --merge --methods " + ",".join(record["methods"]),
             "wall_seconds": record["wall_seconds"]}
     merged["separate_invocations"] = {**old.get("separate_invocations", {}),
