@@ -113,6 +113,37 @@ def test_dil_and_sep_conv_receptive_fields():
     assert np.any(support[2]) or np.any(support[6]) or np.any(support[:, 2]) or np.any(support[:, 6])
 
 
+@pytest.mark.parametrize("kernel,stride,dilation,size", [(3, 1, 1, 8), (5, 2, 2, 9), (3, 2, 1, 7), (5, 1, 2, 8)])
+def test_depthwise_shift_formulation_equals_grouped_convolution(kernel, stride, dilation, size):
+    """The fused-slices depthwise conv (the CPU default) is the grouped convolution: values and both gradients."""
+    x = _x((2, size, size, 3))
+    k = jnp.asarray(np.random.default_rng(1).normal(size=(kernel, kernel, 1, 3)), jnp.float32)
+    r = jnp.asarray(np.random.default_rng(2).normal(size=ops.depthwise_conv(x, k, stride, dilation,
+                                                                            shifts=False).shape), jnp.float32)
+
+    def loss(x, k, shifts):
+        return jnp.vdot(ops.depthwise_conv(x, k, stride, dilation, shifts=shifts), r)
+
+    y_shift = ops.depthwise_conv(x, k, stride, dilation, shifts=True)
+    y_conv = ops.depthwise_conv(x, k, stride, dilation, shifts=False)
+    np.testing.assert_allclose(y_shift, y_conv, rtol=1e-5, atol=1e-5)
+    g_shift = jax.grad(loss, argnums=(0, 1))(x, k, True)
+    g_conv = jax.grad(loss, argnums=(0, 1))(x, k, False)
+    for a, b in zip(g_shift, g_conv):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_depthwise_conv_module_is_interchangeable_with_a_grouped_nnx_conv():
+    """Same parameter name, shape and initial values as ``nnx.Conv(..., feature_group_count=c)`` from the same
+    seed, and the same output, so checkpoints written before the switch still load."""
+    ours = ops.DepthwiseConv(4, 5, 2, 2, rngs=nnx.Rngs(7))
+    theirs = ops.conv(4, 4, 5, 2, None, 2, groups=4, rngs=nnx.Rngs(7))
+    assert ours.kernel[...].shape == theirs.kernel[...].shape == (5, 5, 1, 4)
+    np.testing.assert_array_equal(ours.kernel[...], theirs.kernel[...])
+    x = _x((2, 9, 9, 4))
+    np.testing.assert_allclose(ours(x), theirs(x), rtol=1e-5, atol=1e-5)
+
+
 def test_avg_pool_excludes_padding_from_the_average():
     x = jnp.arange(16.0).reshape(1, 4, 4, 1)
     xs = np.asarray(x[0, :, :, 0])
