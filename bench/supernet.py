@@ -378,7 +378,10 @@ def run_benchmark(args, threads: int) -> dict:
     records = []
     for space in args.space_list:
         for order in args.order_list:
-            records.append(bench_config(space, order, args, steps))
+            records.append(r := bench_config(space, order, args, steps))
+            print(f"  {space} {METHODS[order]}: jnas {r['jnas_ms_per_step']:.0f} ms/step, PyTorch "
+                  f"{r['torch_ms_per_step']:.0f} ms/step, ratio {r['ratio_torch_over_jnas']:.2f}x, jnas compile "
+                  f"{r['jnas_compile_s']:.0f} s", flush=True)
             if args.device == "gpu":
                 torch.cuda.empty_cache()
     print_table(records, threads)
