@@ -47,15 +47,17 @@ def test_bo_carries_its_fit_to_the_next_step():
     assert not np.any(np.asarray(state.inner))  # the box centre
     key = jax.random.key(1)
     seen = []
-    for _ in range(7):
+    for _ in range(8):
         k_ask, key = jax.random.split(key)
         archs, state = bo.ask(state, k_ask)
         seen.append(np.asarray(state.inner))
         values = bench.query(archs)
         state = bo.tell(state, archs, values)
-    # initial design: nothing carried; model phase: each step's warm start is the previous fit
+    # initial design: nothing carried; model phase: each step's warm start is the previous fit. With 5 and 6
+    # points the fit is white noise (lengthscale on its lower bound, outputscale + noise = 1 for standardised
+    # targets), the same optimum twice, so a warm start there rightly stays put; later fits move
     assert all(not np.any(v) for v in seen[:4])
-    assert all(np.any(v) for v in seen[4:]) and not np.array_equal(seen[4], seen[5])
+    assert all(np.any(v) for v in seen[4:]) and len({v.tobytes() for v in seen[4:]}) >= 3
 
 
 def test_lbfgs_reaches_scipy_lbfgsb_optimum_on_nb201_with_noise_on_its_bound():
