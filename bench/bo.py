@@ -18,11 +18,11 @@ import argparse
 import json
 import math
 import os
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
+from machine import summary as machine_summary
 
 from jnas.benchmarks import get_benchmark
 from jnas.runs import search
@@ -71,7 +71,7 @@ def main():
                      "regret_se": s["final_regret_se"], "rs_exact_regret": rs})
         print(f"{name:9} {budget:6d} {args.seeds:5d} {wall:7.1f} {s['final_regret_mean']:7.3f} ± "
               f"{s['final_regret_se']:.3f} {rs:8.3f}", flush=True)
-    record = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+    record = {"date": time.strftime("%Y-%m-%d"), "machine": machine_summary(),
               "load_average_start": os.getloadavg()[0], "benchmark": args.benchmark, "rows": rows,
               "total_wall_seconds": sum(r["wall_seconds"] for r in rows),
               "wall_seconds_four_at_150": sum(r["wall_seconds"] for r in rows if r["budget"] == 150)}

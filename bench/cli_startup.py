@@ -16,12 +16,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from machine import summary as machine_summary
 
 
 def run(argv: list[str], env: dict) -> float:
@@ -57,7 +58,7 @@ def main():
     cached = min(r["wall_seconds"] for r in rows[1:])
     print(f"first / cached wall: {rows[0]['wall_seconds'] / cached:.2f}x; "
           f"search part: {rows[0]['search_wall_seconds'] / min(r['search_wall_seconds'] for r in rows[1:]):.2f}x")
-    record = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+    record = {"date": time.strftime("%Y-%m-%d"), "machine": machine_summary(),
               "load_average_start": os.getloadavg()[0], "command": vars(args), "import_seconds": floor,
               "rows": rows}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -44,6 +44,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import torch
+from machine import cpu_model
 from torch import nn
 
 from jnas.encodings.graph import graph_tensors
@@ -151,9 +152,7 @@ def summary(n: int, times: list[float]) -> dict:
 
 
 def machine_info(threads: int) -> dict:
-    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                if ln.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
-    return {"platform": platform.platform(), "cpu": cpu, "cores": os.cpu_count(),
+    return {"platform": platform.platform(), "cpu": cpu_model(), "cores": os.cpu_count(),
             "jax_devices": [str(d) for d in jax.devices()], "torch_threads": threads,
             "versions": {"python": platform.python_version(), "jax": jax.__version__, "numpy": np.__version__,
                          "torch": torch.__version__}}

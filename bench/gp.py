@@ -64,6 +64,7 @@ from pathlib import Path  # noqa: E402
 
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
+from machine import summary as machine_summary  # noqa: E402
 
 from jnas.acquisition import expected_improvement  # noqa: E402
 from jnas.benchmarks import get_benchmark  # noqa: E402
@@ -393,7 +394,7 @@ def main():
               f"{st['value_only_evals']:3d} LML-only, LML {st['lml']:.6f}")
 
     record = {
-        "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "date": time.strftime("%Y-%m-%d"), "machine": machine_summary(),
         "load_average_start": load, "python": platform.python_version(), "jax": jax.__version__,
         "torch": torch.__version__, "botorch": botorch.__version__, "gpytorch": gpytorch.__version__,
         "torch_threads": torch.get_num_threads(), "benchmark": args.benchmark,

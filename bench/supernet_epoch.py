@@ -16,10 +16,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
+
+from machine import summary as machine_summary
 
 BUDGET_S = 180.0
 MODEL = {"channels": 8, "cells_per_stage": 1}
@@ -50,7 +51,7 @@ def main():
                      "steady_epoch_seconds": steady, "budget_seconds": BUDGET_S, "ratio": BUDGET_S / wall_first})
         print(f"{method:12} {wall_first:11.1f} {first['build_seconds']:14.1f} {steady:14.1f} {BUDGET_S:8.0f} "
               f"{BUDGET_S / wall_first:11.1f}×", flush=True)
-    record = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+    record = {"date": time.strftime("%Y-%m-%d"), "machine": machine_summary(),
               "jax": jax.__version__, "devices": [str(d) for d in jax.devices()],
               "load_average_start": os.getloadavg()[0], "model_options": MODEL, "data": "cifar10_subset",
               "rows": rows}

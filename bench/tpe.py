@@ -38,6 +38,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+from machine import summary as machine_summary
 
 from jnas.benchmarks import get_benchmark
 from jnas.runs import search
@@ -153,7 +154,7 @@ def main():
     print(f"Optuna re-proposed {o_repeats:.1f} of {args.budget} queries per run on average; jnas never repeats")
 
     record = {
-        "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "date": time.strftime("%Y-%m-%d"), "machine": machine_summary(),
         "load_average_start": load, "python": platform.python_version(), "jax": jax.__version__,
         "optuna": o_version, "benchmark": args.benchmark, "budget": args.budget, "seeds": args.seeds,
         "search_metric": summary["search_metric"], "test_metric": summary["test_metric"],

@@ -58,6 +58,7 @@ from flax import nnx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch_reference as tref  # noqa: E402
+from machine import cpu_model  # noqa: E402
 
 from jnas.models import build_network  # noqa: E402
 from jnas.models.cost import count_params  # noqa: E402
@@ -304,16 +305,6 @@ def bench_config(net, arch, options, batch, args, steps) -> dict:
 
 
 # ----- machine description ---------------------------------------------------------------------
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def memory_gb() -> float | None:
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
