@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 
 from jnas.predictors import GCN, score_in_chunks
-from jnas.predictors.gcn import _blocking, _count_keys, _count_vectors, bulk_scores, gcn_scores, init_params
+from jnas.predictors.gcn import (
+    _blocking,
+    _compact_sorted,
+    _count_keys,
+    _count_vectors,
+    bulk_scores,
+    gcn_scores,
+    init_params,
+)
 
 
 def masked_reference(params, A, X, mask):
@@ -75,6 +83,30 @@ def test_bulk_scores_equal_gcn_scores_for_any_size(n, block):
     got = bulk_scores(params, A, X, mask, block=block)
     assert got.shape == (n,)
     np.testing.assert_allclose(got, masked_reference(params, A, X, mask), rtol=2e-5, atol=2e-5)
+
+
+def test_compact_sorted_puts_real_nodes_first_and_sorts_by_count():
+    A, X, mask = random_graphs(11, 50)
+    a, x, m, counts, order = _compact_sorted(jnp.asarray(A), jnp.asarray(X), jnp.asarray(mask))
+    counts, order, m = np.asarray(counts), np.asarray(order), np.asarray(m)
+    assert sorted(order) == list(range(50)) and np.all(np.diff(counts) >= 0)
+    np.testing.assert_array_equal(counts, mask[order].sum(1))
+    np.testing.assert_array_equal(m, np.arange(7)[None, :] < counts[:, None])  # real nodes first
+    for i in (0, 17, 49):  # each graph's real nodes keep their order, with their edges and labels
+        real = np.flatnonzero(mask[order[i]])
+        k = len(real)
+        np.testing.assert_array_equal(np.asarray(a)[i, :k, :k], A[order[i]][np.ix_(real, real)])
+        np.testing.assert_array_equal(np.asarray(x)[i, :k], X[order[i]][real])
+
+
+def test_bulk_scores_by_node_count_under_vmap_equal_each_seed_alone():
+    # the sorted path (CPU, several blocks) loops over a vmapped batch; each member must equal its own call
+    A, X, mask = random_graphs(12, 45)
+    ps = [random_params(s, 5, 16, 3) for s in (13, 14)]
+    stacked = jax.tree.map(lambda *t: jnp.stack(t), *ps)
+    got = jax.jit(jax.vmap(lambda p: bulk_scores(p, A, X, mask, block=8)))(stacked)
+    for i, p in enumerate(ps):
+        np.testing.assert_allclose(got[i], masked_reference(p, A, X, mask), rtol=2e-5, atol=2e-5)
 
 
 def test_blocking_fills_blocks_evenly():
