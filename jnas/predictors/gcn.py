@@ -46,7 +46,11 @@ batches in blocks of a few hundred graphs, whose activations
 piece are memory-bound and several times slower), and for one-hot labels
 turns the second layer's first product into a table lookup: the first
 layer sees a node only through the label counts of the node and its
-successors, of which there are few (792 for NB101).
+successors, of which there are few (792 for NB101). On CPU, graphs with
+padding are first sorted by their number of real nodes, with the real nodes
+moved to the front of each graph, and each block runs on its node slots cut
+to the block's largest count (``lax.switch`` over the counts), so padded
+slots cost nothing: random NB101 cells have 4.15 real nodes of 7.
 """
 
 from __future__ import annotations
@@ -284,7 +288,9 @@ def bulk_scores(
     labels and a 0/1 ``A``) and the table has at most a quarter as many rows
     as there are nodes to score, the second layer's first product is a table
     lookup (see above); otherwise, or with fewer than 2 layers, ``gcn_scores``
-    runs as it is. Both give the same values up to float round-off.
+    runs as it is. On CPU, padded graphs in several blocks are scored sorted by
+    real-node count, each block cut to its largest count (see above). All
+    paths give the same values up to float round-off.
     """
     n, v, f = X.shape
     width = max([f] + [w.shape[1] for w in params["gc"]])
