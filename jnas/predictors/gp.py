@@ -599,7 +599,10 @@ class GP(Predictor):
             target = jnp.where(g > 0, 0.0, 1.0)
             movable = free_of(t, g) & (jnp.abs(projected_gradient(t, g)) >= self.gtol)
             cands = jnp.where(jnp.eye(p, dtype=bool), target[:, None], t[None, :])
-            losses = jnp.where(movable, jax.vmap(objective)(cands), jnp.inf)
+            # only the movable ones are evaluated (a run that stopped on gtol has none): one at a time, each
+            # under a cond, where a vmap would factor all p matrices (a select under an outer vmap, as before)
+            losses = jax.lax.map(lambda cm: jax.lax.cond(cm[1], objective, lambda c: jnp.inf * jnp.ones((), c.dtype),
+                                                         cm[0]), (cands, movable))
             best = jnp.argmin(losses)
             return cands[best], losses[best] < loss
 
