@@ -599,10 +599,13 @@ class GP(Predictor):
             target = jnp.where(g > 0, 0.0, 1.0)
             movable = free_of(t, g) & (jnp.abs(projected_gradient(t, g)) >= self.gtol)
             cands = jnp.where(jnp.eye(p, dtype=bool), target[:, None], t[None, :])
-            # only the movable ones are evaluated (a run that stopped on gtol has none): one at a time, each
-            # under a cond, where a vmap would factor all p matrices (a select under an outer vmap, as before)
-            losses = jax.lax.map(lambda cm: jax.lax.cond(cm[1], objective, lambda c: jnp.inf * jnp.ones((), c.dtype),
-                                                         cm[0]), (cands, movable))
+            if jax.default_backend() == "cpu":
+                # only the movable ones, one at a time under a cond (a run that stopped on gtol has none); a
+                # vmap would factor all p matrices, one after another on CPU anyway (jnas.linalg)
+                losses = jax.lax.map(lambda cm: jax.lax.cond(cm[1], objective, lambda c: jnp.full((), jnp.inf, c.dtype),
+                                                             cm[0]), (cands, movable))
+            else:
+                losses = jnp.where(movable, jax.vmap(objective)(cands), jnp.inf)
             best = jnp.argmin(losses)
             return cands[best], losses[best] < loss
 
