@@ -225,18 +225,19 @@ def _tabulated_scores(params: dict, table: jax.Array, A: jax.Array, node_mask: j
     return _pool(params, h, node_mask)
 
 
+def _to_blocks(t: jax.Array, n_blocks: int, size: int) -> jax.Array:
+    """``t`` (leading axis ``n <= n_blocks * size``) zero-padded and reshaped to ``[n_blocks, size, ...]``."""
+    t = jnp.pad(t, [(0, n_blocks * size - t.shape[0])] + [(0, 0)] * (t.ndim - 1))
+    return t.reshape((n_blocks, size) + t.shape[1:])
+
+
 def _blocked(fn, n_blocks: int, size: int, arrays) -> jax.Array:
     """``fn(*block)`` over ``arrays`` (leading axis ``n``, ``None`` allowed) cut into ``n_blocks`` of ``size``."""
     n = jax.tree.leaves(arrays)[0].shape[0]
     if n_blocks <= 1:
         return fn(*arrays)
-    pad = n_blocks * size - n
-
-    def blocks(t):
-        t = jnp.pad(t, [(0, pad)] + [(0, 0)] * (t.ndim - 1))
-        return t.reshape((n_blocks, size) + t.shape[1:])
-
-    return jax.lax.map(lambda b: fn(*b), jax.tree.map(blocks, arrays)).reshape(-1)[:n]
+    blocks = jax.tree.map(lambda t: _to_blocks(t, n_blocks, size), arrays)
+    return jax.lax.map(lambda b: fn(*b), blocks).reshape(-1)[:n]
 
 
 def _compact_sorted(A: jax.Array, X: jax.Array, node_mask: jax.Array):
@@ -260,19 +261,14 @@ def _blocked_by_size(fn, n_blocks: int, size: int, arrays, node_axes, counts: ja
     node slots cost nothing. ``node_axes``: per array, the axes that index nodes."""
     n = counts.shape[0]
     v = arrays[0].shape[node_axes[0][0]]
-    pad = n_blocks * size - n
-
-    def blocks(t):
-        t = jnp.pad(t, [(0, pad)] + [(0, 0)] * (t.ndim - 1))
-        return t.reshape((n_blocks, size) + t.shape[1:])
 
     def cut(k, t, axes):
         return t[tuple(slice(0, k) if ax in axes else slice(None) for ax in range(t.ndim))]
 
     branches = [lambda b, k=k: fn(*(cut(k, t, axes) for t, axes in zip(b, node_axes))) for k in range(1, v + 1)]
-    largest = jnp.clip(blocks(counts).max(1), 1, v)
-    return jax.lax.map(lambda bk: jax.lax.switch(bk[1] - 1, branches, bk[0]),
-                       (tuple(blocks(t) for t in arrays), largest)).reshape(-1)[:n]
+    largest = jnp.clip(_to_blocks(counts, n_blocks, size).max(1), 1, v)
+    blocks = tuple(_to_blocks(t, n_blocks, size) for t in arrays)
+    return jax.lax.map(lambda bk: jax.lax.switch(bk[1] - 1, branches, bk[0]), (blocks, largest)).reshape(-1)[:n]
 
 
 @functools.partial(jax.jit, static_argnames="block")

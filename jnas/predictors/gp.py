@@ -87,7 +87,7 @@ PREDICT_CHUNK = 128
 OPTIMIZERS = ("lbfgs", "adam")
 LBFGS_MEMORY = 10
 #: line-search trials per iteration (each backtrack shrinks the step to 0.1-0.5 of the last)
-LBFGS_HALVINGS = 10
+LBFGS_BACKTRACKS = 10
 #: before any curvature pair exists, the step moves no coordinate by more than this share of its box
 LBFGS_FIRST_STEP = 0.1
 LENGTHSCALE_BOUNDS = (0.01, 0.5)
@@ -495,7 +495,7 @@ class GP(Predictor):
         coordinate on the box's edge whose gradient points outwards is held fixed (the active set); the
         two-loop recursion over the last ``LBFGS_MEMORY`` pairs gives the direction of the free ones; trial
         points are projected onto the box and accepted by an Armijo test on the projected step, the step
-        shrunk up to ``LBFGS_HALVINGS`` times to the minimiser of a quadratic fit (within 0.1-0.5 of the
+        shrunk up to ``LBFGS_BACKTRACKS`` times to the minimiser of a quadratic fit (within 0.1-0.5 of the
         last step); the first step, before any curvature pair, moves no coordinate by more than
         ``LBFGS_FIRST_STEP`` of its box. Working on the box itself matters: through a sigmoid a
         hyperparameter that belongs on its bound (often the noise) is approached ever more slowly and the
@@ -551,7 +551,7 @@ class GP(Predictor):
             d = direction(g, free_of(t, g), S, Y, used)
 
             def ls_cond(c):
-                return (c[1] < LBFGS_HALVINGS) & ~c[2]
+                return (c[1] < LBFGS_BACKTRACKS) & ~c[2]
 
             def ls_body(c):
                 # each trial with its gradient: the first trial is nearly always accepted, and a gradient
