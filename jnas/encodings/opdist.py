@@ -195,3 +195,88 @@ def _decode(key, x, space):
     op_ids = jnp.asarray(_layout.slot_op_ids(space))[picks]
     base = space.sample(k_wire) if _layout.has_wiring(space) else space.template()
     return _layout.with_op_slots(space, base, op_ids)
+
+
+# ----- distributions on the simplex (what ANASOD's searches draw encodings from) ------------------
+
+
+def _gamma_at_least_one(key, alpha, shape) -> jax.Array:
+    """Gamma(α) draws for ``α >= 1`` by Marsaglia & Tsang (2000), exact, without a per-draw loop.
+
+    Each round proposes ``x ~ N(0, 1)``, ``v = (1 + c x)³`` and accepts ``d v``
+    when ``log u < x²/2 + d - d v + d log v`` (``d = α - 1/3``,
+    ``c = 1/√(9d)``); at ``α >= 1`` at least 95 % of proposals are accepted.
+    After one full round only the rejected entries are redrawn, compacted into
+    a buffer an eighth the size, until none is left. ``jax.random.gamma``
+    samples each entry with its own rejection loop: 8x slower on CPU at the
+    100,000 × 5 draws an ANASOD-BO step makes.
+    """
+    d = alpha - 1.0 / 3.0
+    c = 1.0 / jnp.sqrt(9.0 * d)
+
+    def propose(k, dd, cc):
+        kx, ku = jax.random.split(k)
+        x = jax.random.normal(kx, dd.shape, dd.dtype)
+        u = jax.random.uniform(ku, dd.shape, dd.dtype)
+        v = (1.0 + cc * x) ** 3
+        safe = jnp.where(v > 0, v, 1.0)
+        ok = (v > 0) & (jnp.log(u) < 0.5 * x * x + dd - dd * safe + dd * jnp.log(safe))
+        return dd * safe, ok
+
+    d, c = jnp.broadcast_to(d, shape).reshape(-1), jnp.broadcast_to(c, shape).reshape(-1)
+    k0, key = jax.random.split(key)
+    g, ok = propose(k0, d, c)
+    size = g.shape[0]
+    buf = max(1, -(-size // 8))
+
+    def body(carry):
+        g, ok, key = carry
+        key, sub = jax.random.split(key)
+        (idx,) = jnp.nonzero(~ok, size=buf, fill_value=size)
+        live = idx < size
+        at = jnp.minimum(idx, size - 1)
+        g2, ok2 = propose(sub, d[at], c[at])
+        take = live & ok2
+        return g.at[jnp.where(take, idx, size)].set(g2, mode="drop"), ok.at[jnp.where(take, idx, size)].set(
+            True, mode="drop"), key
+
+    g, _, _ = jax.lax.while_loop(lambda cr: ~jnp.all(cr[1]), body, (g, ok, key))
+    return g.reshape(shape)
+
+
+def dirichlet(key, alpha, shape=()) -> jax.Array:
+    """Draws from ``Dir(alpha)`` with every ``alpha >= 1`` (the only ones ANASOD's searches use).
+
+    ``alpha``: ``float[..., k]``; ``shape``: batch shape broadcast with
+    ``alpha.shape[:-1]``. Returns ``float32[*shape, k]`` on the simplex (the
+    normalised Gamma(α_i) draws). Same distribution as ``jax.random.dirichlet``,
+    a different stream.
+    """
+    alpha = jnp.asarray(alpha, jnp.float32)
+    host = _concrete(alpha)
+    if alpha.ndim < 1 or (host is not None and not np.all(host >= 1)):
+        raise JnasError(f"alpha: got {host.tolist() if host is not None else alpha.shape}, expected float[..., k] "
+                        "concentrations >= 1")
+    full = jnp.broadcast_shapes(tuple(shape), alpha.shape[:-1]) + alpha.shape[-1:]
+    g = _gamma_at_least_one(key, jnp.broadcast_to(alpha, full), full)
+    return g / g.sum(axis=-1, keepdims=True)
+
+
+def biased_concentration(p_star, beta) -> jax.Array:
+    """ANASOD's Dirichlet concentration around the encoding ``p_star``: ``α_i = k β p*_i + 1`` (Eq. 3).
+
+    ``p_star``: ``float[..., k]`` on the simplex; ``beta >= 0`` (0: the uniform
+    ``Dir(1, …, 1)``). The mode of ``Dir(α)`` is ``p_star`` for ``β > 0``.
+    """
+    p_star = jnp.asarray(p_star, jnp.float32)
+    return p_star.shape[-1] * jnp.asarray(beta, jnp.float32) * p_star + 1.0
+
+
+def grid_points(n: int, k: int) -> np.ndarray:
+    """Every count vector of the grid ``{m ∈ ℕ^k : Σ m = n}``, ``int32[C(n + k - 1, k - 1), k]``,
+    in ascending lexicographic order."""
+    if k == 1:
+        return np.array([[n]], np.int32)
+    rows = [np.concatenate([np.full((len(rest), 1), first, np.int32), rest], axis=1)
+            for first in range(n + 1) for rest in [grid_points(n - first, k - 1)]]
+    return np.concatenate(rows).astype(np.int32)

@@ -110,6 +110,7 @@ def plan_search(
         )
     # budget <= space size is the strategy's own check (jnas.strategies.base.Strategy.repeats)
     strat = make_strategy(strategy, bench.space, budget, **(options or {}))
+    strat.check_metric(bench.metrics[key])
     chunk = min(chunk or seeds, seeds)
     return SearchPlan(bench, strat, key, seeds, seed0, prng, bool(float64), chunk, bool(allow_test_metric))
 

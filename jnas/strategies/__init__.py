@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from jnas.errors import unknown_name
+from jnas.strategies.anasod import AnasodBiasedRS, AnasodRS
+from jnas.strategies.anasod_bo import AnasodBO, AnasodNEP
+from jnas.strategies.anasod_ls import AnasodLS
 from jnas.strategies.bananas import Bananas
 from jnas.strategies.base import FAILURE_POLICIES, Option, State, Strategy, batch_option, failure_option
 from jnas.strategies.bo import BayesianOptimisation
@@ -19,7 +22,7 @@ _REGISTRY: dict[str, type[Strategy]] = {
     cls.name: cls
     for cls in (
         RandomSearch, RegularizedEvolution, LocalSearch, TPE, Bananas, BayesianOptimisation,
-        LaNAS, RegressionTree, MCTS, PredictorBasedNAS,
+        LaNAS, RegressionTree, MCTS, PredictorBasedNAS, AnasodRS, AnasodBiasedRS, AnasodBO, AnasodNEP, AnasodLS,
     )
 }
 

@@ -183,6 +183,12 @@ class Strategy:
     def setup(self) -> None:
         """One-off work before the first ``init`` (override): build models, encode the space, build trees."""
 
+    def check_metric(self, info) -> None:
+        """Refuse a search metric the strategy cannot use (override; ``info`` is a ``MetricInfo``).
+
+        Called by ``jnas.runs.search`` before a run, so a wrong pairing is a one-line error, not a wrong result.
+        """
+
     def settings(self) -> dict:
         """The option values in force, by canonical name (JSON-ready)."""
         return {o.name: getattr(self, o.name) for o in self.options}
