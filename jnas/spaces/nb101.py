@@ -46,8 +46,10 @@ String form (raw cell, round-trippable)::
 Self-description: the graph is the *pruned* cell (vertices as nodes, 0 the
 input, 6 the output; pruned vertices are padding), and the one-hot
 encoding is that of BANANAS: the upper triangle of the pruned adjacency
-then a one-hot op per inner vertex. NB101 defines no categorical decisions,
-op slots or relaxation here.
+then a one-hot op per inner vertex. The op slots (the operation-distribution
+encoding) are the 5 inner vertices of the raw cell, ``OPS`` each, wired by
+the adjacency. They are counted on the raw cell: a vertex on no
+input→output path still counts, one already ``PRUNED`` counts for no op. NB101 defines no categorical decisions or relaxation here.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ import networkx as nx
 import numpy as np
 
 from jnas.errors import JnasError
-from jnas.spaces.base import GraphLayout, Space
+from jnas.spaces.base import GraphLayout, OpSlots, Space
 from jnas.spaces.generic import finish_graph
 
 OPS = ("conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3")
@@ -212,6 +214,19 @@ class NB101Space(Space):
         labels = jnp.where(node == 0, 0, jnp.where(node == n - 1, len(OPS) + 1, 1 + inner))
         mask = (node == 0) | (node == n - 1) | ((ops >= 0) & (ops < len(OPS)))
         return finish_graph(adj, labels, mask, len(OPS) + 2)
+
+    @property
+    def op_slot_layout(self) -> OpSlots:
+        """One cell of 5 op slots (the inner vertices), wired by the adjacency."""
+        return OpSlots(OPS, 1, len(_INNER), True)
+
+    def op_slots(self, arch):
+        return jnp.asarray(arch[1]).astype(jnp.int32)[None, 1:N_VERTICES - 1]
+
+    def with_op_slots(self, arch, ops):
+        adj, old = arch
+        old = jnp.asarray(old)
+        return adj, old.at[1:N_VERTICES - 1].set(jnp.asarray(ops)[0].astype(old.dtype))
 
     def onehot(self, arch):
         """``float32[36]``: upper triangle of the pruned adjacency (21, row-major), one-hot op of vertices 1..5.
