@@ -49,7 +49,8 @@ encoding is that of BANANAS: the upper triangle of the pruned adjacency
 then a one-hot op per inner vertex. The op slots (the operation-distribution
 encoding) are the 5 inner vertices of the raw cell, ``OPS`` each, wired by
 the adjacency. They are counted on the raw cell: a vertex on no
-input→output path still counts, one already ``PRUNED`` counts for no op. NB101 defines no categorical decisions or relaxation here.
+input→output path still counts, one already ``PRUNED`` counts for no op.
+NB101 defines no categorical decisions or relaxation here.
 """
 
 from __future__ import annotations

@@ -78,4 +78,5 @@ class AnasodLS(OpDistStrategy):
         enc_optimum = st.encodings.scanning & ~enc.scanning
         arch_optimum = st.archs.scanning & ~arch.scanning
         on_enc = jnp.where(st.on_encodings, ~enc_optimum, arch_optimum)
-        return ANASODLSState(on_enc, select(st.on_encodings, enc, st.encodings), select(st.on_encodings, st.archs, arch))
+        return ANASODLSState(on_enc, select(st.on_encodings, enc, st.encodings),
+                             select(st.on_encodings, st.archs, arch))
