@@ -9,12 +9,14 @@ never-queried ones. Candidates: the whole space when it is enumerable
 mutations of the best observations. The first ``n_init`` queries are uniform
 samples.
 
-The GP sees the space's one-hot encoding. The ANASOD lengthscale bounds
+The GP sees the space's one-hot encoding (``encoding=path``: the BANANAS
+path encoding, binary, as ANASOD's Path-BO baseline). The ANASOD lengthscale bounds
 [0.01, 0.5] suit its low-dimensional simplex points; one-hot codes of two
 distinct architectures are at least √2 apart, and with those bounds the GP
 decorrelates every pair and reverts to its mean (measured on NB201:
 rank correlation with the truth 0.08 after 14 queries). BO therefore widens
-the lengthscale box to ``ONEHOT_LENGTHSCALE`` = [0.1, 10].
+the lengthscale box to ``ONEHOT_LENGTHSCALE`` = [0.1, 10] (for both binary
+encodings).
 
 Acquisitions: ``ei`` (expected improvement with ``xi``), ``pi``, ``ucb``
 (``mean + sqrt(beta)·std``) and ``ts`` (Thompson sampling from the
@@ -39,7 +41,7 @@ import jax
 import jax.numpy as jnp
 
 from jnas import acquisition as acq
-from jnas.encodings import adjacency_onehot
+from jnas.encodings import adjacency_onehot, path_encoding
 from jnas.errors import JnasError
 from jnas.predictors.gp import GP
 from jnas.strategies import model_based as mb
@@ -48,6 +50,7 @@ from jnas.strategies.base import Option, Strategy, batch_option, failure_option,
 ACQUISITIONS = ("ei", "pi", "ucb", "ts")
 BATCH_RULES = ("top", "believer", "penalise")
 ONEHOT_LENGTHSCALE = (0.1, 10.0)
+ENCODINGS = ("onehot", "path")
 
 
 class BayesianOptimisation(Strategy):
@@ -59,6 +62,8 @@ class BayesianOptimisation(Strategy):
     options = (
         Option("n_init", int, 10, "an integer >= 2", lambda v: v >= 2, "initial uniform samples"),
         batch_option(1, aliases=("q",)),
+        Option("encoding", str, "onehot", "onehot or path", lambda v: v in ENCODINGS,
+               "what the GP sees: the one-hot (adjacency) encoding or the BANANAS path encoding"),
         Option("acquisition", str, "ei", f"one of {', '.join(ACQUISITIONS)}", lambda v: v in ACQUISITIONS,
                "acquisition function"),
         Option("kernel", str, "matern52", "matern52 or rbf", lambda v: v in ("matern52", "rbf"), "GP kernel"),
@@ -83,6 +88,9 @@ class BayesianOptimisation(Strategy):
     )
 
     def validate(self):
+        if self.encoding == "path" and not (self.space.supports("graph_layout") and self.space.graph_layout.paths):
+            raise JnasError(f"--set encoding: got 'path', expected onehot for space {self.space.name!r} "
+                            "(it defines no path encoding)")
         if self.batch_rule != "top" and not self.space.enumerable:
             raise JnasError(f"--set batch_rule: got {self.batch_rule!r}, expected top for space "
                             f"{self.space.name!r} (believer and penalise need an enumerable space)")
@@ -92,7 +100,8 @@ class BayesianOptimisation(Strategy):
         self.model = GP(kernel=self.kernel, input_bounds=(0.0, 1.0), restarts=self.gp_restarts, steps=self.gp_steps,
                         lengthscale_bounds=ONEHOT_LENGTHSCALE, fully_bayesian=self.gp_samples > 0,
                         num_samples=max(self.gp_samples, 1), warmup=self.gp_warmup)
-        self._encode = jax.vmap(lambda a: adjacency_onehot(self.space, a))
+        encode = adjacency_onehot if self.encoding == "onehot" else path_encoding
+        self._encode = jax.vmap(lambda a: encode(self.space, a))
         if self.space.enumerable:
             self._all = self._encode(self.space.enumerate())  # scored in bulk at every step
 
