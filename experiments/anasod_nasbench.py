@@ -19,6 +19,7 @@ Fig. 3-style curves from them, e.g.::
 Writes ``experiments/results/anasod_nasbench.json``.
 
     python experiments/anasod_nasbench.py [--seeds 30] [--cheap-seeds 100] [--benchmarks ...]
+    python experiments/anasod_nasbench.py --table     # the recorded tables as markdown
 """
 
 from __future__ import annotations
@@ -99,6 +100,25 @@ def run_one(bench: str, label: str, strategy: str, options: dict, budget: int, s
     }
 
 
+def markdown(record: dict) -> str:
+    """The study's two tables as markdown (validation error / test accuracy, mean ± standard error)."""
+    out = ["| benchmark | overall SD | median SD, same encoding | same encoding, top 50 % | encodings |",
+           "|---|---:|---:|---:|---:|"]
+    for name, t in record["table1"].items():
+        out.append(f"| {name} | {t['overall_sd']:.2f} | {t['median_sd_within_encoding']:.2f} | "
+                   f"{t['median_sd_within_encoding_top50']:.2f} | {t['encodings']} |")
+    names = list(record["table2"])
+    out += ["", "| strategy | queries | " + " | ".join(names) + " |", "|---|---:|" + "---:|" * len(names)]
+    for label, _, _, budget, _ in RUNS:
+        cells = []
+        for name in names:
+            r = record["table2"][name].get(label)
+            cells.append("n/a" if r is None else f"{r['valid_error_mean']:.2f} ± {r['valid_error_se']:.2f} / "
+                         f"{r['test_mean']:.2f} ± {r['test_se']:.2f}")
+        out.append(f"| {label} | {budget} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=30, help="seeds of the model-based runs")
@@ -107,8 +127,12 @@ def main():
     ap.add_argument("--only", nargs="+", default=None, help="run only these labels")
     ap.add_argument("--runs", default=str(HERE / "results" / "anasod_runs"))
     ap.add_argument("--out", default=str(HERE / "results" / "anasod_nasbench.json"))
+    ap.add_argument("--table", action="store_true", help="print the recorded tables as markdown and exit")
     args = ap.parse_args()
     path = Path(args.out)
+    if args.table:
+        print(markdown(json.loads(path.read_text())))
+        return
     record = json.loads(path.read_text()) if path.exists() else {}
     record.setdefault("table1", {})
     record.setdefault("table2", {})
