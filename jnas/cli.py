@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from pathlib import Path
 
 from jnas.errors import Interrupted, JnasError, is_number
@@ -472,6 +473,13 @@ def cmd_data(args) -> int:
     return 0
 
 
+class _Formatter(argparse.HelpFormatter):
+    """Help wrapped at spaces only: hyphenated names (``anasod-bo``) stay whole, so they can be searched for."""
+
+    def _split_lines(self, text, width):
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+
 def _strategy_names() -> list[str]:
     from jnas.strategies import names
 
@@ -479,10 +487,12 @@ def _strategy_names() -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="jnas", description="Neural architecture search on JAX.")
+    p = argparse.ArgumentParser(prog="jnas", description="Neural architecture search on JAX.",
+                                formatter_class=_Formatter)
     sub = p.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("search", help="run strategies on a tabular benchmark (many seeds) or by real training")
+    s = sub.add_parser("search", help="run strategies on a tabular benchmark (many seeds) or by real training",
+                       formatter_class=_Formatter)
     s.add_argument("--benchmark", default=None, help="e.g. nb201/cifar10, nbgraph/cora (see `jnas list`)")
     s.add_argument("--evaluator", choices=("table", "train", "supernet"), default="table",
                    help="table: look values up in --benchmark (default); train: train every queried network; "
