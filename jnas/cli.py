@@ -232,9 +232,10 @@ def cmd_compare(args) -> int:
     warning = mismatch_warning(results)
     if warning:
         print(f"jnas: warning: {warning}", file=sys.stderr)
-    print(table(results))
+    labels = folder_labels(args.dirs)
+    print(table(results, labels))
     if args.plot:
-        print(f"plot: {plot(results, args.plot, labels=folder_labels(args.dirs))}", file=sys.stderr)
+        print(f"plot: {plot(results, args.plot, labels=labels)}", file=sys.stderr)
     return 0
 
 

@@ -177,6 +177,15 @@ def test_compare_labels_clashing_folder_names_by_path(runs, tmp_path, monkeypatc
     assert seen["l"] == [str(runs / "rs"), str(tmp_path / "x" / "rs")]
 
 
+def test_table_names_the_runs_when_two_share_a_strategy(runs, capsys):
+    assert main(["compare", str(runs / "rs"), str(runs / "citeseer"), str(runs / "re")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:2] == ["run", "benchmark"]
+    assert [ln.split()[0] for ln in lines[2:]] == ["rs", "citeseer", "re"]
+    assert main(["compare", str(runs / "rs"), str(runs / "re")]) == 0
+    assert capsys.readouterr().out.split()[0] == "benchmark"  # distinct strategies: no run column
+
+
 def test_compare_help_describes_the_figure(capsys):
     with pytest.raises(SystemExit):
         main(["compare", "--help"])

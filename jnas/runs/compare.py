@@ -24,12 +24,17 @@ COLUMNS = (
 )
 
 
-def table(results: list[SearchResult]) -> str:
-    """A fixed-width text table of the summaries (mean ± standard error)."""
+def table(results: list[SearchResult], labels: list[str] | None = None) -> str:
+    """A fixed-width text table of the summaries (mean ± standard error).
+
+    ``labels`` (e.g. ``folder_labels``) open each row in a ``run`` column when two results share a
+    strategy name (``bo`` and ``bo`` with ``encoding=path``), so the rows can be told apart.
+    """
+    named = labels is not None and len({r.summary["strategy"] for r in results}) < len(results)
     rows = []
-    for r in results:
+    for i, r in enumerate(results):
         s = r.summary
-        row = []
+        row = [labels[i]] if named else []
         for head, key, fmt in COLUMNS:
             if head == "test acc %":
                 row.append(f"{s['final_test_mean']:.2f} ± {s['final_test_se']:.2f}")
@@ -39,7 +44,7 @@ def table(results: list[SearchResult]) -> str:
             else:
                 row.append("-" if s[key] is None else fmt.format(s[key]))  # None: optimum unknown (training)
         rows.append(row)
-    heads = [c[0] for c in COLUMNS]
+    heads = (["run"] if named else []) + [c[0] for c in COLUMNS]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(heads)]
     line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths))  # noqa: E731
     return "\n".join([line(heads), line(["-" * w for w in widths])] + [line(r) for r in rows])
