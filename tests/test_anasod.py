@@ -283,3 +283,11 @@ def test_scoring_the_grid_once_picks_what_scoring_every_draw_picks():
 def test_registry_classes():
     for name in ANASOD:
         assert get_strategy(name).name == name
+
+
+def test_path_bo_sees_the_path_encoding_and_refuses_spaces_without_one():
+    s = make_strategy("bo", get_space("nb201"), 20, encoding="path")
+    one = jax.tree.map(lambda x: x[None], get_space("nb201").template())
+    assert s._encode(one).shape == (1, 84) and make_strategy("bo", get_space("nb201"), 20)._encode(one).shape[1] == 30
+    with pytest.raises(JnasError, match="--set encoding: got 'path', expected onehot for space 'convnet'"):
+        make_strategy("bo", get_space("convnet"), 20, encoding="path")
