@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -35,6 +36,9 @@ import numpy as np
 from jnas.benchmarks import get_benchmark
 from jnas.encodings import opdist
 from jnas.runs import search
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from machine import cpu_model  # noqa: E402  (bench/machine.py: one reader of the CPU model)
 
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = ("nb201/cifar10", "nb201/cifar100", "nb201/imagenet16-120", "nbgraph/cora", "nbgraph/citeseer")
@@ -137,7 +141,7 @@ def main():
     record = json.loads(path.read_text()) if path.exists() else {}
     record.setdefault("table1", {})
     record.setdefault("table2", {})
-    record["cpu"] = _cpu()
+    record["cpu"] = cpu_model()
 
     def save():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -166,16 +170,6 @@ def main():
               f"({r['wall_seconds']:.0f} s, {seeds} seeds)", flush=True)
         save()
     print(f"wrote {path}")
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 if __name__ == "__main__":

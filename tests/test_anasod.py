@@ -12,7 +12,7 @@ from jnas.errors import JnasError
 from jnas.runs import search
 from jnas.runs.runner import run_tabular
 from jnas.spaces import get_space
-from jnas.strategies import get_strategy, make_strategy
+from jnas.strategies import make_strategy
 from jnas.strategies.anasod import op_set_spaces
 from jnas.strategies.anasod_bo import TrustRegion, trust_region_step
 
@@ -278,11 +278,6 @@ def test_scoring_the_grid_once_picks_what_scoring_every_draw_picks():
     _, drawn, none = every._pool(jax.random.key(7), st.inner)
     assert none is None and {tuple(r) for r in np.asarray(drawn)[:, 0]} == {
         tuple(r) for r in np.asarray(points)[np.asarray(present), 0]}
-
-
-def test_registry_classes():
-    for name in ANASOD:
-        assert get_strategy(name).name == name
 
 
 def test_path_bo_sees_the_path_encoding_and_refuses_spaces_without_one():
