@@ -1,7 +1,7 @@
 """Architecture encodings: fixed-length arrays that predictors and strategies consume.
 
 - ``onehot``: adjacency one-hot (BANANAS adjacency encoding).
-- ``path``: BANANAS path encoding, truncatable to the shortest paths.
+- ``path``: BANANAS path encoding, truncatable to the shortest paths (``path_multihot``: held sparsely).
 - ``opdist``: ANASOD operation distribution, simplex rounding, grid neighbours, decoding.
 - ``graph``: padded ``(A, X, mask)`` tensors with ops as nodes, for GNNs.
 
@@ -13,9 +13,11 @@ from jnas.encodings import graph, onehot, opdist, path
 from jnas.encodings.graph import graph_tensors, n_nodes, node_labels
 from jnas.encodings.onehot import adjacency_onehot, onehot_features
 from jnas.encodings.opdist import counts, decode, distribution, grid_neighbours, n_slots, round_to_grid
-from jnas.encodings.path import n_path_features, path_encoding, path_features
+from jnas.encodings.multihot import MultiHot
+from jnas.encodings.path import n_path_features, path_encoding, path_features, path_multihot
 
 __all__ = [
+    "MultiHot",
     "adjacency_onehot",
     "counts",
     "decode",
@@ -33,5 +35,6 @@ __all__ = [
     "path",
     "path_encoding",
     "path_features",
+    "path_multihot",
     "round_to_grid",
 ]

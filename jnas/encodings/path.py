@@ -39,6 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jnas.encodings import _layout
+from jnas.encodings.multihot import MultiHot
 from jnas.errors import check_int
 
 
@@ -194,3 +195,32 @@ def _path_encoding(space, arch, k: int, counts: bool) -> jax.Array:
     if not counts:
         vec = jnp.minimum(vec, 1.0)
     return vec[:k]
+
+
+def path_multihot(space, arch, k: int | None = None, counts: bool = False) -> MultiHot:
+    """The path encoding of one architecture as a ``MultiHot`` row: the same vector, held sparsely.
+
+    ``path_multihot(...).dense()`` equals ``path_encoding(...)`` with the same
+    ``k`` and ``counts``; the row holds one id per candidate path of the space
+    (``ids int32[P]``, padding ``>= k``). Use it for wide encodings
+    (NAS-Bench-Graph: 7,380 features, at most ``P`` set), where a model's first
+    layer then costs ``P`` rows instead of ``k`` columns. Jit with ``space``,
+    ``k`` and ``counts`` static; vmap over ``arch``.
+    """
+    space = _path_space(space)
+    k = _check_k(k, n_path_features(space))
+    return MultiHot(_path_ids(space, _layout.check_arch(space, arch), k, bool(counts)), k)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 2, 3))
+def _path_ids(space, arch, k: int, counts: bool) -> jax.Array:
+    table = path_table(space)
+    structure, labels = _view(space, arch)
+    structure = jnp.concatenate([structure, jnp.ones((1,), bool)])
+    lab = labels[table.slot]
+    present = structure[table.cond].all(axis=1) & jnp.where(table.used, lab >= 0, True).all(axis=1)
+    idx = table.offset + (jnp.where(table.used, lab, 0) * table.weight).sum(axis=1)
+    ids = jnp.sort(jnp.where(present & (idx < k), idx, k))
+    if not counts:  # a label present along several paths is one 1, not a count
+        ids = jnp.where(jnp.concatenate([jnp.zeros((1,), bool), ids[1:] == ids[:-1]]), k, ids)
+    return ids.astype(jnp.int32)

@@ -13,7 +13,9 @@ compilation; ``layers``/``width`` can be lowered freely.
 Training is full-batch by default (``batch_size=None``): each step uses every
 real row. ``batch_size=B`` draws ``B`` real rows per step instead. Targets are
 standardised with the mean and std of the real rows and predictions mapped
-back, so ``predict`` is in the units of ``y``. Rows where ``mask`` is False,
+back, so ``predict`` is in the units of ``y``. Features are a ``float[n, d]``
+array or, for wide sparse encodings, a ``MultiHot`` (``path_multihot``): the
+same model, its first layer a gather instead of a ``d``-column matmul. Rows where ``mask`` is False,
 and real rows with non-finite targets, take no part.
 """
 
@@ -23,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jnas.encodings.multihot import MultiHot
 from jnas.errors import bad_argument, check_int, check_positive
 from jnas.predictors.base import Predictor, full_mask
 
@@ -51,14 +54,19 @@ def init_mlp(key: jax.Array, n_features: int, layers: int, width: int) -> dict:
     }
 
 
-def mlp_apply(net: dict, X: jax.Array) -> jax.Array:
-    """Raw outputs ``float[n]`` of one network on features ``X float[n, d]``."""
-    h = jax.nn.relu(X @ net["w_in"] + net["b_in"])
+def mlp_apply(net: dict, X) -> jax.Array:
+    """Raw outputs ``float[n]`` of one network on features ``X float[n, d]`` (an array or a ``MultiHot``)."""
+    first = X.matmul(net["w_in"]) if isinstance(X, MultiHot) else X @ net["w_in"]
+    h = jax.nn.relu(first + net["b_in"])
     h, _ = jax.lax.scan(lambda h, wb: (jax.nn.relu(h @ wb[0] + wb[1]), None), h, (net["w_hid"], net["b_hid"]))
     return h @ net["w_out"] + net["b_out"]
 
 
-def _check_features(X, n: int | None = None) -> jax.Array:
+def _check_features(X, n: int | None = None):
+    if isinstance(X, MultiHot):
+        if X.ndim != 2 or (n is not None and X.shape[0] != n):
+            raise bad_argument("X", X.shape, f"{'n' if n is None else n} rows of MultiHot features")
+        return X
     if isinstance(X, (tuple, list, dict)):
         raise bad_argument("X", type(X).__name__, "a float[n, d] feature matrix (e.g. the path encoding)")
     X = jnp.asarray(X)
@@ -125,7 +133,8 @@ class MLPEnsemble(Predictor):
             raise bad_argument("mask", mask.shape, f"a bool[{y.shape[0]}] vector like y")
         y = y.astype(jnp.float32)
         valid = mask.astype(bool) & jnp.isfinite(y)
-        X = jnp.where(valid[:, None], X, 0.0)  # garbage in unused rows must not reach a 0-weight as NaN
+        # garbage in unused rows must not reach a 0-weight as NaN
+        X = X.keep_rows(valid) if isinstance(X, MultiHot) else jnp.where(valid[:, None], X, 0.0)
         cnt = jnp.maximum(valid.sum(), 1)
         mu = jnp.where(valid, y, 0.0).sum() / cnt
         sd = jnp.sqrt(jnp.where(valid, (y - mu) ** 2, 0.0).sum() / cnt)

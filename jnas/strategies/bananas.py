@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from jnas import acquisition as acq
-from jnas.encodings import path_encoding
+from jnas.encodings import path_multihot
 from jnas.errors import JnasError
 from jnas.predictors.mlp import MLPEnsemble
 from jnas.strategies import model_based as mb
@@ -61,7 +61,8 @@ class Bananas(Strategy):
         self._features(stack1(self.space.template()))  # builds the space's path table now, outside any trace
 
     def _features(self, archs):
-        return jax.vmap(lambda a: path_encoding(self.space, a))(archs)
+        # held sparsely: NAS-Bench-Graph's 7,380 path features would make the first layer a dense matmul
+        return jax.vmap(lambda a: path_multihot(self.space, a))(archs)
 
     def _ask(self, state, key):
         k_init, k_fit, k_par, k_mut, k_ts = jax.random.split(key, 5)
