@@ -505,3 +505,28 @@ def test_every_registered_space_encodes_or_names_what_it_lacks(name):
             assert msg.startswith(f"space: got {name!r}, which does not define") and "\n" not in msg, (label, msg)
             continue
         assert all(np.all(np.isfinite(np.asarray(x))) for x in jax.tree.leaves(out)), label
+
+
+@pytest.mark.parametrize("name", ["nb201", "nbgraph", "nb101", "darts"])
+def test_path_multihot_is_the_path_encoding(name):
+    """The sparse rows stand for exactly the dense encoding: binary and counts, whole and truncated."""
+    s = space_or_skip(name)
+    archs = jax.vmap(s.sample)(jax.random.split(jax.random.key(1), 64))
+    for counts, k in ((False, None), (True, None), (False, 30), (True, 30)):
+        dense = jax.vmap(lambda a: E.path_encoding(s, a, k=k, counts=counts))(archs)
+        hot = jax.vmap(lambda a: E.path_multihot(s, a, k=k, counts=counts))(archs)
+        assert hot.shape == dense.shape
+        np.testing.assert_array_equal(np.asarray(hot.dense()), np.asarray(dense))
+        w = jax.random.normal(jax.random.key(2), (dense.shape[1], 3))
+        np.testing.assert_allclose(hot.matmul(w), dense @ w, rtol=1e-5, atol=1e-5)
+    assert float(dense.sum()) > 0  # the check saw paths, not only empty cells
+
+
+def test_multihot_padding_and_errors():
+    hot = E.MultiHot(jnp.array([[0, 2, 2, 5], [-1, 1, 4, 3]]), 4)  # 5, 4 and -1 are padding
+    np.testing.assert_array_equal(hot.dense(), [[1, 0, 2, 0], [0, 1, 0, 1]])
+    w = jnp.arange(8.0).reshape(4, 2)
+    np.testing.assert_array_equal(hot.matmul(w), hot.dense() @ w)
+    np.testing.assert_array_equal(hot.keep_rows(jnp.array([True, False])).dense()[1], 0)
+    with pytest.raises(JnasError, match="^w:"):
+        hot.matmul(jnp.zeros((5, 2)))

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from jnas.benchmarks import get_benchmark
-from jnas.encodings import graph_tensors, path_encoding
+from jnas.encodings import graph_tensors, path_encoding, path_multihot
+from jnas.encodings import MultiHot
 from jnas.errors import JnasError
 from jnas.metrics.ranking import kendall_tau, spearman
 from jnas.predictors import GCN, MLPEnsemble, score_in_chunks
@@ -22,9 +23,10 @@ def nb201():
     archs = space.enumerate()
     graphs = jax.jit(jax.vmap(lambda a: graph_tensors(space, a)))(archs)
     paths = jax.jit(jax.vmap(lambda a: path_encoding(space, a)))(archs)
+    hot = jax.jit(jax.vmap(lambda a: path_multihot(space, a)))(archs)
     y = np.asarray(bench.query(archs, "valid_acc", 200))
     perm = np.random.default_rng(0).permutation(len(archs))
-    return {"graphs": graphs, "paths": paths, "y": y, "train": perm[:200], "test": perm[200:1200]}
+    return {"graphs": graphs, "paths": paths, "hot": hot, "y": y, "train": perm[:200], "test": perm[200:1200]}
 
 
 def _rows(tree, idx):
@@ -120,11 +122,13 @@ def test_gcn_ranking_loss_ranks_held_out_nb201(nb201):
         GCN(hidden=16, steps=40, loss="mse"),
         GCN(hidden=16, steps=40, batch_pairs=16),
         MLPEnsemble(members=2, layers=3, width=8, steps=40, batch_size=16),
+        (MLPEnsemble(members=2, layers=3, width=8, steps=40), "hot"),
     ],
-    ids=["gcn-ranking", "gcn-mse", "gcn-ranking-batched", "mlp-batched"],
+    ids=["gcn-ranking", "gcn-mse", "gcn-ranking-batched", "mlp-batched", "mlp-multihot"],
 )
 def test_masked_rows_are_ignored(nb201, model):
-    feats = nb201["graphs"] if isinstance(model, GCN) else nb201["paths"]
+    model, kind = model if isinstance(model, tuple) else (model, "graphs" if isinstance(model, GCN) else "paths")
+    feats = nb201[kind]
     real = nb201["train"][:40]
     X, y = _rows(feats, real), nb201["y"][real]
     # 12 garbage rows (NaN targets, random inputs) scattered among the real ones
@@ -179,6 +183,17 @@ def test_mlp_ensemble_ranks_held_out_nb201(nb201):
         assert kendall_tau(np.asarray(members[j]), nb201["y"][te]) > 0.3
 
 
+def test_mlp_on_multihot_rows_is_the_dense_model(nb201):
+    """Path features held as MultiHot rows train and predict the same ensemble as the dense matrix."""
+    m = MLPEnsemble(members=3, layers=4, width=12, steps=60)
+    tr, te = nb201["train"][:80], nb201["test"][:300]
+    fit, predict = jax.jit(m.fit), jax.jit(m.predict_members)
+    want = predict(fit(jax.random.key(5), nb201["paths"][tr], nb201["y"][tr]), nb201["paths"][te])
+    got = predict(fit(jax.random.key(5), nb201["hot"][tr], nb201["y"][tr]), nb201["hot"][te])
+    np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-3 * float(np.std(want)))
+    assert float(np.std(want)) > 0.1  # a trained model, not a constant
+
+
 def test_mlp_rejects_bad_input():
     with pytest.raises(JnasError, match="members"):
         MLPEnsemble(members=0)
@@ -188,6 +203,8 @@ def test_mlp_rejects_bad_input():
         MLPEnsemble(steps=1).fit(jax.random.key(0), jnp.zeros((4, 3, 2)), jnp.zeros(4))
     with pytest.raises(JnasError, match="X"):
         MLPEnsemble(steps=1).fit(jax.random.key(0), (jnp.zeros((4, 3)),) * 3, jnp.zeros(4))
+    with pytest.raises(JnasError, match="^X:"):
+        MLPEnsemble(steps=1).fit(jax.random.key(0), MultiHot(jnp.zeros((5, 2), jnp.int32), 9), jnp.zeros(4))
 
 
 # ----- scoring the whole space --------------------------------------------------

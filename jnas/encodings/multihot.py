@@ -4,7 +4,7 @@ A path encoding of NAS-Bench-Graph has 7,380 columns but any one cell has at
 most a few dozen paths: a dense ``float[n, 7380]`` matrix turns a model's
 first layer into a large matmul that is almost all zeros. ``MultiHot`` keeps
 each row as ``int32[m]`` column ids instead (an id repeated r times counts r;
-ids ``>= width`` are padding), and ``matmul`` becomes a gather and a sum —
+ids outside ``[0, width)`` are padding), and ``matmul`` becomes a gather and a sum —
 the same product, at ``m / width`` of the cost. It is a pytree (``ids`` is
 the leaf, ``width`` static), so it passes through ``jit``, ``vmap`` and
 ``scan`` like an array.
@@ -20,7 +20,11 @@ from jnas.errors import bad_argument
 
 @jax.tree_util.register_pytree_node_class
 class MultiHot:
-    """Rows of a matrix ``float[..., width]`` of small non-negative integers, as ``ids int32[..., m]``."""
+    """Rows of a matrix ``float[..., width]`` of small non-negative integers, as ``ids int32[..., m]``.
+
+    Row ``r`` has ``dense()[r, j]`` = how often ``j`` occurs in ``ids[r]``; ids
+    outside ``[0, width)`` are padding.
+    """
 
     def __init__(self, ids, width: int):
         self.ids = ids
@@ -54,7 +58,8 @@ class MultiHot:
         """``dense() @ w`` for ``w float[width, k]``: ``float[..., k]``, without forming ``dense()``."""
         if w.shape[0] != self.width:
             raise bad_argument("w", w.shape, f"a matrix with {self.width} rows (the feature width)")
-        return jnp.take(w, self.ids, axis=0, mode="fill", fill_value=0).sum(axis=-2)
+        ids = jnp.where(self.ids < 0, self.width, self.ids)  # take would wrap a negative id
+        return jnp.take(w, ids, axis=0, mode="fill", fill_value=0).sum(axis=-2)
 
     def dense(self) -> jax.Array:
         """The rows as ``float32[..., width]``."""
