@@ -87,7 +87,8 @@ def cmd_search(args) -> int:
     plans = [
         plan_search(target, name, args.budget, seeds=args.seeds, metric=args.metric, fidelity=args.fidelity,
                     options=shares[name], seed0=args.seed0, prng=args.prng, float64=args.float64,
-                    chunk=default_chunk(args.seeds), allow_test_metric=args.allow_test_metric)
+                    chunk=default_chunk(args.seeds), allow_test_metric=args.allow_test_metric,
+                    objectives=_objectives_flag(args.objectives))
         for name in strategies
     ]
     if args.plot:
@@ -120,6 +121,13 @@ def cmd_search(args) -> int:
 
         print(f"plot: {plot(results, args.plot)}", file=sys.stderr)
     return 0
+
+
+def _objectives_flag(text: str | None):
+    """``--objectives a,b`` as given (checked against the benchmark by ``plan_search``)."""
+    if text is None:
+        return None
+    return [t.strip() for t in text.split(",")]
 
 
 #: ``jnas search`` flags that only a training search reads, with their defaults
@@ -508,6 +516,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--metric", default=None, help="search metric (default: the benchmark's validation metric)")
     s.add_argument("--fidelity", type=int, default=None,
                    help="fidelity of the search metric (epochs); alone, it applies to the default metric")
+    s.add_argument("--objectives", default=None, metavar="A,B[,C]",
+                   help="multi-objective search (mobo, nsga2, rs): two or three comma-separated metrics, e.g. "
+                        "valid_acc@200,edgegpu_latency (see jnas list --metrics); excludes --metric")
     s.add_argument("--set", action="append", metavar="KEY=VALUE", help="strategy option (repeatable)")
     s.add_argument("--seed0", type=int, default=0, help="first seed (seed i uses key seed0 + i)")
     s.add_argument("--prng", default="hash", help="hash (fast, default) or threefry")

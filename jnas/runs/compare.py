@@ -24,19 +24,56 @@ COLUMNS = (
 )
 
 
+MO_COLUMNS = (
+    ("benchmark", "benchmark", "{}"),
+    ("strategy", "strategy", "{}"),
+    ("budget", "budget", "{}"),
+    ("seeds", "seeds", "{}"),
+    ("objectives", None, None),
+    ("hypervolume", None, None),
+    ("hv regret", None, None),
+    ("test hv", None, None),
+    ("wall s", "wall_seconds", "{:.2f}"),
+)
+
+
+def _kind(results: list[SearchResult]) -> bool:
+    """Whether the results are multi-objective; a mix of both kinds is refused."""
+    multi = {r.multi_objective for r in results}
+    if len(multi) > 1:
+        raise JnasError("DIR: the folders mix single- and multi-objective runs; compare each kind on its own")
+    return multi == {True}
+
+
+def _mean_se(s: dict, key: str, digits: int) -> str:
+    return f"{s[key + '_mean']:.{digits}f} ± {s[key + '_se']:.{digits}f}"
+
+
 def table(results: list[SearchResult], labels: list[str] | None = None) -> str:
     """A fixed-width text table of the summaries (mean ± standard error).
 
     ``labels`` (e.g. ``folder_labels``) open each row in a ``run`` column when two results share a
     strategy name (``bo`` and ``bo`` with ``encoding=path``), so the rows can be told apart.
+    Multi-objective runs get their own columns: normalised hypervolume, hypervolume regret and the
+    test hypervolume of the same queries.
     """
+    multi = _kind(results)
+    columns = MO_COLUMNS if multi else COLUMNS
     named = labels is not None and len({r.summary["strategy"] for r in results}) < len(results)
     rows = []
     for i, r in enumerate(results):
         s = r.summary
         row = [labels[i]] if named else []
-        for head, key, fmt in COLUMNS:
-            if head == "test acc %":
+        for head, key, fmt in columns:
+            if head == "objectives":
+                row.append(",".join(s["objectives"]))
+            elif head == "hypervolume":
+                row.append(_mean_se(s, "final_hypervolume", 4))
+            elif head == "hv regret":
+                row.append(_mean_se(s, "final_hv_regret", 4))
+            elif head == "test hv":
+                row.append(_mean_se(s, "final_test_hypervolume", 4))
+            elif head == "test acc %":
                 row.append(f"{s['final_test_mean']:.2f} ± {s['final_test_se']:.2f}")
             elif head == "regret pp":
                 known = s["final_regret_mean"] is not None
@@ -44,7 +81,7 @@ def table(results: list[SearchResult], labels: list[str] | None = None) -> str:
             else:
                 row.append("-" if s[key] is None else fmt.format(s[key]))  # None: optimum unknown (training)
         rows.append(row)
-    heads = (["run"] if named else []) + [c[0] for c in COLUMNS]
+    heads = (["run"] if named else []) + [c[0] for c in columns]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(heads)]
     line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths))  # noqa: E731
     return "\n".join([line(heads), line(["-" * w for w in widths])] + [line(r) for r in rows])
@@ -124,6 +161,8 @@ def draw(results: list[SearchResult], ax, labels: list[str] | None = None) -> No
         raise JnasError("plot: got no results, expected at least one")
     if labels is not None and len(labels) != len(results):
         raise JnasError(f"labels: got {len(labels)} for {len(results)} results, expected one per result")
+    if _kind(results):
+        return draw_regret(results, ax, labels)
     diff = _differing(results)
     labels = list(labels or [r.summary["strategy"] for r in results])
     for i, r in enumerate(results):
@@ -155,13 +194,69 @@ def draw(results: list[SearchResult], ax, labels: list[str] | None = None) -> No
     ax.legend(title=BAND)
 
 
+def draw_regret(results: list[SearchResult], ax, labels: list[str] | None = None) -> None:
+    """Multi-objective runs: median hypervolume regret per query with interquartile bands, log-log axes."""
+    diff = _differing(results)
+    if diff:
+        raise JnasError(f"DIR: multi-objective runs differ in {', '.join(diff)}; their hypervolumes are not on "
+                        "one scale")
+    labels = list(labels or [r.summary["strategy"] for r in results])
+    for r, label in zip(results, labels):
+        y = r.trajectory["hv_regret"]
+        x = np.arange(1, y.shape[1] + 1)
+        q1, median, q3 = np.percentile(y, [25, 50, 75], axis=0)
+        (ln,) = ax.plot(x, median, label=label)
+        ax.fill_between(x, q1, q3, color=ln.get_color(), alpha=0.2, linewidth=0)
+    s = results[0].summary
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("queries")
+    ax.set_ylabel("hypervolume regret (normalised objectives)")
+    ax.set_title(f"{s['benchmark']}: {' vs '.join(s['objectives'])}")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(title=BAND)
+
+
+def draw_front(result: SearchResult, ax, seed: int = 0, label: str | None = None) -> None:
+    """Seed ``seed``'s final front (its search objectives) against the table's true front (first two objectives)."""
+    from jnas.benchmarks import get_benchmark
+    from jnas.runs.multiobjective import parse_objectives, table_front
+
+    s = result.summary
+    bench = get_benchmark(s["benchmark"])
+    keys = parse_objectives(bench, s["objectives"], allow_test_metric=True)
+    truth = table_front(bench, keys)
+    signs = np.array([1.0 if d == "max" else -1.0 for d in s["directions"]])
+    true_pts = truth["front"] * signs  # back to the metrics' own units
+    order = np.argsort(true_pts[:, 0])
+    ax.plot(true_pts[order, 0], true_pts[order, 1], "k.-", ms=3, lw=0.8, label="true front (table)")
+    pts = np.array([m["search"] for m in result.fronts[seed]])
+    if len(pts):
+        ax.plot(pts[:, 0], pts[:, 1], "o", mfc="none", label=f"{label or s['strategy']}: seed {seed}'s front")
+    ax.set_xlabel(s["objectives"][0])
+    ax.set_ylabel(s["objectives"][1])
+    ax.set_title(f"{s['benchmark']}: final front after {s['budget']} queries")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+
+
 def plot(results: list[SearchResult], path: str | Path, labels: list[str] | None = None) -> Path:
-    """``draw`` the runs and save the figure to ``path`` (format from its suffix); returns the path."""
+    """``draw`` the runs and save the figure to ``path`` (format from its suffix); returns the path.
+
+    Multi-objective runs: hypervolume-regret curves, and beside them the first run's seed-0 front
+    against the true front.
+    """
     from matplotlib.figure import Figure
 
     path = check_writable_plot(path)
-    fig = Figure(figsize=(7, 4.5))
-    draw(results, fig.subplots(), labels)
+    if _kind(results):
+        fig = Figure(figsize=(12, 4.5))
+        left, right = fig.subplots(1, 2)
+        draw(results, left, labels)
+        draw_front(results[0], right, label=None if labels is None else labels[0])
+    else:
+        fig = Figure(figsize=(7, 4.5))
+        draw(results, fig.subplots(), labels)
     fig.tight_layout()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -37,11 +37,18 @@ class SearchResult:
     summary: dict
     trajectory: dict[str, np.ndarray]
     origin: str = "computed"  # "read" when a finished result folder was read back instead of rerun
+    fronts: list | None = None  # multi-objective runs: each seed's final Pareto set (``front.json``)
+
+    @property
+    def multi_objective(self) -> bool:
+        return "objectives" in self.summary
 
     def save(self, out: str | Path) -> Path:
-        """Write ``summary.json`` and ``trajectory.npz`` into folder ``out``."""
+        """Write ``summary.json`` and ``trajectory.npz`` (and ``front.json``) into folder ``out``."""
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
+        if self.fronts is not None:  # first: a folder with summary.json and trajectory.npz counts as finished
+            (out / FRONT_FILE).write_text(json.dumps({"seeds": self.fronts}, indent=1) + "\n")
         (out / "summary.json").write_text(json.dumps(self.summary, indent=2) + "\n")
         np.savez_compressed(out / "trajectory.npz", **self.trajectory)
         return out
@@ -136,6 +143,10 @@ _NUMBER_KEYS = ("final_test_mean", "final_test_se", "wall_seconds")
 # null where the optimum is unknown (a training search): no regret, no samples-to-optimum
 _OPTIONAL_NUMBER_KEYS = ("final_regret_mean", "final_regret_se", "found_optimum_fraction", "samples_to_optimum_mean")
 TRAJECTORY_KEYS = ("index", "value", "best_search", "best_test")
+# a multi-objective run (summary key "objectives"; jnas.runs.multiobjective)
+MO_TRAJECTORY_KEYS = ("index", "values", "hypervolume", "hv_regret", "test_hypervolume")
+_MO_NUMBER_KEYS = ("final_hypervolume_mean", "final_hv_regret_mean", "final_hv_regret_se", "wall_seconds")
+FRONT_FILE = "front.json"
 
 
 def load_result(folder: str | Path) -> SearchResult:
@@ -150,13 +161,30 @@ def load_result(folder: str | Path) -> SearchResult:
     if not s.is_file() or not t.is_file():
         raise JnasError(f"DIR: {str(folder)!r} is not a jnas result folder (expected summary.json and trajectory.npz)")
     summary = _read_summary(s)
-    traj = _read_trajectory(t)
+    multi = "objectives" in summary
+    names = MO_TRAJECTORY_KEYS if multi else TRAJECTORY_KEYS
+    traj = _read_trajectory(t, names)
     shape = (summary["seeds"], summary["budget"])
-    for k in TRAJECTORY_KEYS:
-        if traj[k].shape != shape:
+    for k in names:
+        want = shape + ((len(summary["objectives"]),) if multi and k == "values" else ())
+        if traj[k].shape != want:
             raise JnasError(f"{t}: array {k!r} has shape {traj[k].shape}, but summary.json says "
-                            f"[seeds, budget] = {list(shape)}; the two files are not from the same run")
-    return SearchResult(summary, traj)
+                            f"{list(want)}; the two files are not from the same run")
+    fronts = _read_fronts(folder / FRONT_FILE, summary["seeds"]) if multi else None
+    return SearchResult(summary, traj, fronts=fronts)
+
+
+def _read_fronts(path: Path, seeds: int) -> list:
+    try:
+        fronts = json.loads(path.read_text(encoding="utf-8"))["seeds"]
+    except FileNotFoundError:
+        raise JnasError(f"{path}: missing (a multi-objective result folder holds its fronts there); "
+                        "rerun the search that wrote it") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as e:
+        raise JnasError(f"{path}: unreadable ({type(e).__name__}); rerun the search that wrote it") from None
+    if not isinstance(fronts, list) or len(fronts) != seeds:
+        raise JnasError(f"{path}: expected one front per seed ({seeds}); rerun the search that wrote it")
+    return fronts
 
 
 def _read_summary(path: Path) -> dict:
@@ -172,11 +200,18 @@ def _read_summary(path: Path) -> dict:
         raise JnasError(f"{path}: invalid JSON ({e}); rerun the search that wrote it") from None
     if not isinstance(summary, dict):
         raise JnasError(f"{path}: expected a JSON object, got {type(summary).__name__}; rerun the search that wrote it")
+    multi = "objectives" in summary
+    if multi and not (isinstance(summary["objectives"], list) and len(summary["objectives"]) >= 2
+                      and all(isinstance(o, str) for o in summary["objectives"])):
+        raise JnasError(f"{path}: key 'objectives' is {summary['objectives']!r}, expected a list of two or more "
+                        "metric names")
     for keys, ok, expected in (
         (_TEXT_KEYS, lambda v: isinstance(v, str), "a string"),
         (_COUNT_KEYS, lambda v: is_int(v) and v >= 1, "a positive integer"),
-        (_NUMBER_KEYS, is_number, "a number"),
-        (_OPTIONAL_NUMBER_KEYS, lambda v: v is None or is_number(v), "a number or null"),
+        *(((_MO_NUMBER_KEYS, is_number, "a number"),) if multi else (
+            (_NUMBER_KEYS, is_number, "a number"),
+            (_OPTIONAL_NUMBER_KEYS, lambda v: v is None or is_number(v), "a number or null"),
+        )),
     ):
         for k in keys:
             if k not in summary:
@@ -186,7 +221,7 @@ def _read_summary(path: Path) -> dict:
     return summary
 
 
-def _read_trajectory(path: Path) -> dict[str, np.ndarray]:
+def _read_trajectory(path: Path, names=TRAJECTORY_KEYS) -> dict[str, np.ndarray]:
     # A damaged .npz fails in np.load or only when an array is decompressed, with any of these.
     try:
         z = np.load(path)
@@ -197,8 +232,8 @@ def _read_trajectory(path: Path) -> dict[str, np.ndarray]:
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as e:
         why = " ".join(f"{type(e).__name__}: {e}".split())  # one line, whatever numpy or zipfile said
         raise JnasError(f"{path}: truncated or corrupt ({why}); rerun the search that wrote it") from None
-    missing = [k for k in TRAJECTORY_KEYS if k not in traj]
+    missing = [k for k in names if k not in traj]
     if missing:
-        raise JnasError(f"{path}: missing array {missing[0]!r} (expected {', '.join(TRAJECTORY_KEYS)}); "
+        raise JnasError(f"{path}: missing array {missing[0]!r} (expected {', '.join(names)}); "
                         "rerun the search that wrote it")
     return traj

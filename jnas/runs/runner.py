@@ -44,7 +44,7 @@ class RunRecord:
     """Raw outcome of a run: per seed and query, the table row and the search value."""
 
     rows: np.ndarray  # int[S, B] queried rows (-1 = not in the table)
-    values: np.ndarray  # float[S, B] search-metric values as measured (NaN = failure)
+    values: np.ndarray  # float[S, B] (multi-objective: [S, B, M]) search-metric values as measured (NaN = failure)
     wall_seconds: float
     aux: Any = None  # outputs of ``run_tabular``'s ``aux`` hook, leaves [S, steps, ...] (None without a hook)
 
@@ -75,15 +75,37 @@ def _split(key, n_steps):
     return k_init, jax.random.split(k_steps, n_steps)
 
 
+def is_multi(metric_key) -> bool:
+    """Whether ``metric_key`` is a tuple of objective keys rather than one ``(metric, fidelity)``."""
+    return len(metric_key) > 0 and isinstance(metric_key[0], (tuple, list))
+
+
+def objective_keys(metric_key) -> tuple:
+    """The ``(metric, fidelity)`` keys of a search: one, or every objective of a multi-objective search."""
+    return tuple(tuple(k) for k in metric_key) if is_multi(metric_key) else (tuple(metric_key),)
+
+
 def make_scan_fn(strategy: Strategy, benchmark: TabularBenchmark, metric_key, dtype=jnp.float32,
                  aux: Callable[[ScanStep], Any] | None = None) -> Callable:
     """Jitted ``(keys[S]) -> (rows int32[S, B], values float[S, B])`` running every seed to the budget.
 
+    ``metric_key``: one ``(metric, fidelity)``, or a tuple of them for a
+    multi-objective search (``objective_keys``): values are then
+    ``float[S, B, M]`` as measured, and the strategy is told each objective
+    with its sign (every objective maximised).
     With ``aux``, ``fn(keys) -> (rows, values, aux_out)``: ``aux(ScanStep)`` is
     traced into the scan and its outputs come back stacked, ``[S, steps, ...]``.
     """
-    sign = 1.0 if benchmark.metrics[metric_key].higher_is_better else -1.0
+    keys = objective_keys(metric_key)
+    signs = [1.0 if benchmark.metrics[k].higher_is_better else -1.0 for k in keys]
+    multi = is_multi(metric_key)
     n_steps = _n_steps(strategy)
+
+    def measure(rows):
+        if not multi:
+            return benchmark.query_rows(rows, metric_key, dtype), signs[0]
+        vals = jnp.stack([benchmark.query_rows(rows, k, dtype) for k in keys], axis=-1)
+        return vals, jnp.asarray(signs, vals.dtype)
 
     def one_seed(key):
         k_init, k_steps = _split(key, n_steps)
@@ -91,7 +113,7 @@ def make_scan_fn(strategy: Strategy, benchmark: TabularBenchmark, metric_key, dt
         def step(state, k):
             archs, asked = strategy.ask(state, k)
             rows = benchmark.rows(archs)
-            vals = benchmark.query_rows(rows, metric_key, dtype)
+            vals, sign = measure(rows)
             told = strategy.tell(asked, archs, sign * vals)
             if aux is None:
                 return told, (rows, vals)
@@ -102,7 +124,7 @@ def make_scan_fn(strategy: Strategy, benchmark: TabularBenchmark, metric_key, dt
             return told, (rows, vals, aux(step_view))
 
         _, (rows, vals, *extra) = jax.lax.scan(step, strategy.init(k_init), k_steps)
-        out = rows.reshape(-1)[: strategy.budget], vals.reshape(-1)[: strategy.budget]
+        out = rows.reshape(-1)[: strategy.budget], vals.reshape(-1, *vals.shape[2:])[: strategy.budget]
         return out if aux is None else (*out, extra[0])
 
     return jax.jit(jax.vmap(one_seed))

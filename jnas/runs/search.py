@@ -20,9 +20,9 @@ from jnas.benchmarks.base import TabularBenchmark
 from jnas.benchmarks.protocol import Evaluator
 from jnas.errors import Interrupted, JnasError, check_int
 from jnas.runs.folder import ResultFolder
-from jnas.runs.results import SearchResult, load_result, metric_name, summarise
-from jnas.runs.runner import run_tabular
-from jnas.strategies import make_strategy
+from jnas.runs.results import FRONT_FILE, SearchResult, load_result, metric_name, summarise
+from jnas.runs.runner import is_multi, objective_keys, run_tabular
+from jnas.strategies import get_strategy, make_strategy, names
 from jnas.strategies.base import Strategy
 
 
@@ -32,13 +32,17 @@ class SearchPlan:
 
     benchmark: TabularBenchmark  # or any evaluator of jnas.benchmarks.protocol (e.g. TrainingEvaluator)
     strategy: Strategy
-    metric_key: tuple[str, int | None]
+    metric_key: tuple  # (metric, fidelity); multi-objective: a tuple of them (jnas.runs.runner.objective_keys)
     seeds: int
     seed0: int
     prng: str
     float64: bool
     chunk: int
     allow_test_metric: bool
+
+    @property
+    def multi_objective(self) -> bool:
+        return is_multi(self.metric_key)
 
     @property
     def spec(self) -> dict:
@@ -57,7 +61,8 @@ class SearchPlan:
             "seeds": self.seeds,
             "seed0": self.seed0,
             "prng": self.prng,
-            "search_metric": metric_name(self.metric_key),
+            "search_metric": ",".join(metric_name(k) for k in objective_keys(self.metric_key)),
+            **({"objectives": [metric_name(k) for k in self.metric_key]} if self.multi_objective else {}),
             **tail,
             "allow_test_metric": self.allow_test_metric,
         }
@@ -89,8 +94,13 @@ def plan_search(
     float64: bool = False,
     chunk: int | None = None,
     allow_test_metric: bool = False,
+    objectives=None,
 ) -> SearchPlan:
-    """Check every argument of a search (one-line ``JnasError`` on the first bad one) without running it."""
+    """Check every argument of a search (one-line ``JnasError`` on the first bad one) without running it.
+
+    ``objectives`` (two or more metric names, e.g. ``"valid_acc@200,edgegpu_latency"``)
+    makes it a multi-objective search; it excludes ``metric``/``fidelity``.
+    """
     from jnas.prng import get_impl
 
     check_int("seeds", seeds, 1, expected="a positive integer")
@@ -102,6 +112,13 @@ def plan_search(
     if not isinstance(bench, Evaluator):
         raise JnasError(f"benchmark: got {type(benchmark).__name__}, expected a benchmark name or an evaluator "
                         "(e.g. jnas.benchmarks.training.TrainingEvaluator)")
+    cls = get_strategy(strategy) if isinstance(strategy, str) else type(strategy)
+    if objectives is not None:
+        return _plan_multi(bench, cls, strategy, budget, seeds, metric, fidelity, options, seed0, prng, float64,
+                           chunk, allow_test_metric, objectives)
+    if cls.objectives == "multi":
+        raise JnasError(f"objectives: strategy {cls.name!r} is multi-objective; give two or more objectives "
+                        "(--objectives valid_acc@200,edgegpu_latency; see jnas list --metrics)")
     key = bench.resolve(metric, fidelity)
     if bench.uses_test_data(key) and not allow_test_metric:
         raise JnasError(
@@ -113,6 +130,25 @@ def plan_search(
     strat.check_metric(bench.metrics[key])
     chunk = min(chunk or seeds, seeds)
     return SearchPlan(bench, strat, key, seeds, seed0, prng, bool(float64), chunk, bool(allow_test_metric))
+
+
+def _plan_multi(bench, cls, strategy, budget, seeds, metric, fidelity, options, seed0, prng, float64, chunk,
+                allow_test_metric, objectives) -> SearchPlan:
+    from jnas.runs.multiobjective import parse_objectives
+
+    if metric is not None or fidelity is not None:
+        raise JnasError("objectives: give --objectives or --metric/--fidelity, not both (each objective names "
+                        "its own fidelity, e.g. valid_acc@200)")
+    if not bench.traceable:
+        raise JnasError(f"objectives: a multi-objective search needs a table benchmark, got {bench.name!r}")
+    if cls.objectives == "single":
+        multi = ", ".join(n for n in names() if get_strategy(n).objectives != "single")
+        raise JnasError(f"objectives: strategy {cls.name!r} optimises one objective; multi-objective strategies: "
+                        f"{multi}")
+    keys = parse_objectives(bench, objectives, allow_test_metric)
+    strat = make_strategy(strategy, bench.space, budget, n_objectives=len(keys), **(options or {}))
+    chunk = min(chunk or seeds, seeds)
+    return SearchPlan(bench, strat, keys, seeds, seed0, prng, bool(float64), chunk, bool(allow_test_metric))
 
 
 def _read_back(folder: ResultFolder) -> SearchResult:
@@ -130,7 +166,8 @@ def run_plan(plan: SearchPlan, out: str | Path | None = None, overwrite: bool = 
     """
     if not plan.benchmark.traceable:
         return _run_loop_plan(plan, out, overwrite, progress)
-    folder = None if out is None else ResultFolder(out, plan.spec)
+    extra_files = (FRONT_FILE,) if plan.multi_objective else ()
+    folder = None if out is None else ResultFolder(out, plan.spec, extra_files=extra_files)
     done, on_chunk = {}, None
     if folder is not None:
         if folder.open(overwrite) == "done":
@@ -161,10 +198,15 @@ def run_plan(plan: SearchPlan, out: str | Path | None = None, overwrite: bool = 
         raise Interrupted(f"interrupted: {plan.strategy.name} on {plan.benchmark.name}: {where}") from None
     extra = {
         "seed0": plan.seed0, "prng": plan.prng, "chunk": plan.chunk,
-        "search_uses_test_data": plan.benchmark.uses_test_data(plan.metric_key),
+        "search_uses_test_data": any(plan.benchmark.uses_test_data(k) for k in objective_keys(plan.metric_key)),
         "resumed_seeds": resumed,
     }
-    result = summarise(record, plan.benchmark, plan.strategy, plan.metric_key, extra=extra)
+    if plan.multi_objective:
+        from jnas.runs.multiobjective import summarise_multi
+
+        result = summarise_multi(record, plan.benchmark, plan.strategy, plan.metric_key, extra=extra)
+    else:
+        result = summarise(record, plan.benchmark, plan.strategy, plan.metric_key, extra=extra)
     if folder is not None:
         folder.finish(result.save)
     return result
@@ -224,6 +266,7 @@ def search(
     *,
     evaluator=None,
     space: str | None = None,
+    objectives=None,
 ) -> SearchResult:
     """Run ``seeds`` independent searches of ``strategy`` on ``benchmark`` (or ``evaluator``).
 
@@ -238,7 +281,10 @@ def search(
     ``metric``/``fidelity`` choose the search metric (default: the
     benchmark's, which never looks at test data; ``fidelity`` alone applies
     to the default metric); a test metric needs ``allow_test_metric=True``
-    and is recorded in the summary. ``options`` are strategy options
+    and is recorded in the summary. ``objectives`` (e.g.
+    ``"valid_acc@200,edgegpu_latency"`` or a list of names) makes it a
+    multi-objective search (``mobo``, ``nsga2``, ``rs``; see
+    ``jnas.runs.multiobjective`` for what it records). ``options`` are strategy options
     (``--set``). ``float64`` gathers full-precision values (requires
     ``jax.config.update("jax_enable_x64", True)``). ``chunk`` seeds run per
     compiled call (default: all); ``progress(n_done_seeds, note)`` is called
@@ -257,5 +303,5 @@ def search(
     if space is not None and not isinstance(benchmark, str) and getattr(benchmark.space, "name", None) != space:
         raise JnasError(f"space: got {space!r}, but the evaluator searches {benchmark.space.name!r}")
     plan = plan_search(benchmark, strategy, budget, seeds, metric, fidelity, options, seed0, prng, float64,
-                       chunk, allow_test_metric)
+                       chunk, allow_test_metric, objectives=objectives)
     return run_plan(plan, out, overwrite, progress)

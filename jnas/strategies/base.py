@@ -3,8 +3,8 @@
 Protocol: a pure ask/tell state machine with fixed-capacity state.
 ``state = s.init(key)``; ``archs, state = s.ask(state, key)``;
 ``state = s.tell(state, archs, values)``. ``archs`` carries a leading batch
-axis of ``s.batch_size``; ``values`` is ``float[batch_size]`` and is
-*maximised* (the runner negates lower-is-better metrics). A NaN value is a
+axis of ``s.batch_size``; ``values`` is ``float[batch_size]`` (multi-objective:
+``float[batch_size, M]``) and is *maximised* (the runner negates lower-is-better metrics). A NaN value is a
 failed evaluation; what it counts as is the strategy's ``on_failure`` policy
 and the search goes on. All three functions are jittable, so a run on a
 device-resident benchmark is one ``lax.scan`` and seeds ``vmap``.
@@ -115,7 +115,11 @@ class Strategy:
     * ``tracks_queried``: keep the set of told architectures
       (``history.seen``);
     * ``on_failure``: the failure policy when the strategy declares no
-      ``failure_option`` (its values are unused, e.g. random search).
+      ``failure_option`` (its values are unused, e.g. random search);
+    * ``objectives``: ``"single"`` (default), ``"multi"`` (needs two or more)
+      or ``"any"``. With ``n_objectives = M > 1`` (a constructor keyword)
+      ``tell`` receives ``values float[batch_size, M]``, every objective
+      maximised, and the history keeps them so.
     """
 
     name: str = ""
@@ -125,12 +129,20 @@ class Strategy:
     keeps_history: bool = False
     tracks_queried: bool = False
     on_failure: str = "-inf"
+    objectives: str = "single"
 
-    def __init__(self, space: Space, budget: int, **opts):
+    def __init__(self, space: Space, budget: int, *, n_objectives: int = 1, **opts):
         if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
             raise JnasError(f"budget: got {budget!r}, expected a positive integer")
+        if isinstance(n_objectives, bool) or not isinstance(n_objectives, int) or n_objectives < 1:
+            raise JnasError(f"n_objectives: got {n_objectives!r}, expected a positive integer")
+        if n_objectives > 1 and self.objectives == "single":
+            raise JnasError(f"objectives: strategy {self.name!r} optimises one objective, got {n_objectives}")
+        if n_objectives == 1 and self.objectives == "multi":
+            raise JnasError(f"objectives: strategy {self.name!r} needs two or more objectives, got one")
         self.space = space
         self.budget = budget
+        self.n_objectives = n_objectives
         self._set_options(opts)
         self.validate()
         self.check_budget()
@@ -229,7 +241,8 @@ class Strategy:
     # ----- helpers for strategies ---------------------------------------------------------
     def empty_history(self) -> History:
         """An empty history shaped by the class flags."""
-        return hist.empty(self.space, self.capacity, keep=self.keeps_history, track=self.tracks_queried)
+        return hist.empty(self.space, self.capacity, keep=self.keeps_history, track=self.tracks_queried,
+                          n_objectives=self.n_objectives)
 
     def fill_failures(self, values: jax.Array, h: History) -> jax.Array:
         """``values`` with failures replaced per ``self.on_failure`` (``worst``: the history's worst so far)."""
@@ -240,6 +253,9 @@ class Strategy:
         told) and ``mask`` marking told rows with a finite value (what a surrogate is fit on)."""
         h = state.history
         live = hist.live(h)
+        if self.n_objectives > 1:  # rows ``[capacity, M]``: a row is usable when every objective is finite
+            vals = jnp.where(live[:, None], self.fill_failures(h.values, h), -jnp.inf)
+            return h.archs, vals, live & jnp.isfinite(vals).all(axis=1)
         vals = jnp.where(live, self.fill_failures(h.values, h), -jnp.inf)
         return h.archs, vals, live & jnp.isfinite(vals)
 

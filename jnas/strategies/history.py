@@ -35,10 +35,10 @@ class History(NamedTuple):
     """Everything told so far (see the module docstring for which fields are filled)."""
 
     archs: Any  # architectures, leading axis capacity (0 unless keeps_history)
-    values: jax.Array  # float[capacity] values as told (NaN = failed, and rows not yet told); [0] unless kept
+    values: jax.Array  # float[capacity(, M)] values as told (NaN = failed, and rows not yet told); [0] unless kept
     count: jax.Array  # int32[] architectures told so far
-    best: jax.Array  # float[] best finite value told (-inf before any)
-    worst: jax.Array  # float[] worst finite value told (+inf before any)
+    best: jax.Array  # float[(M)] best finite value told (-inf before any), per objective
+    worst: jax.Array  # float[(M)] worst finite value told (+inf before any), per objective
     queried: jax.Array  # bool[space.size] told indices (enumerable spaces, tracks_queried), else bool[0]
     hashes: jax.Array  # uint32[capacity] arch_hash of each told arch (other spaces, tracks_queried), else uint32[0]
 
@@ -59,13 +59,17 @@ def arch_hash(arch) -> jax.Array:
     return h
 
 
-def empty(space, capacity: int, keep: bool = True, track: bool = False, dtype=None) -> History:
+def empty(space, capacity: int, keep: bool = True, track: bool = False, dtype=None,
+          n_objectives: int = 1) -> History:
     """An empty history for ``capacity`` told architectures of ``space``.
 
     ``keep``: hold every architecture and value; ``track``: hold the set of
     told architectures (a mask on enumerable spaces, hashes otherwise).
     ``dtype`` of the values: JAX's default float (float64 under x64).
+    ``n_objectives`` > 1: every value is a vector ``float[n_objectives]``
+    (``values float[capacity, M]``; ``best``/``worst`` per objective).
     """
+    obj = () if n_objectives == 1 else (n_objectives,)
     dt = jnp.result_type(float) if dtype is None else dtype
     rows = capacity if keep else 0
     archs = jax.tree.map(lambda x: jnp.zeros((rows,) + x.shape, x.dtype), space.template())
@@ -73,17 +77,17 @@ def empty(space, capacity: int, keep: bool = True, track: bool = False, dtype=No
     n_hash = capacity if (track and not space.enumerable) else 0
     return History(
         archs=archs,
-        values=jnp.full((rows,), jnp.nan, dt),
+        values=jnp.full((rows, *obj), jnp.nan, dt),
         count=jnp.int32(0),
-        best=jnp.array(-jnp.inf, dt),
-        worst=jnp.array(jnp.inf, dt),
+        best=jnp.full(obj, -jnp.inf, dt),
+        worst=jnp.full(obj, jnp.inf, dt),
         queried=jnp.zeros((n_mask,), bool),
         hashes=jnp.zeros((n_hash,), jnp.uint32),
     )
 
 
 def record(space, h: History, archs, values) -> History:
-    """Append a batch: ``archs`` (leading axis ``q``) and ``values float[q]`` as told (NaN = failed)."""
+    """Append a batch: ``archs`` (leading axis ``q``) and ``values float[q]`` (``[q, M]``) as told (NaN = failed)."""
     values = jnp.asarray(values)
     q = values.shape[0]
     v = values.astype(h.best.dtype)
@@ -98,8 +102,8 @@ def record(space, h: History, archs, values) -> History:
     if hashes.shape[0]:
         hashes = hashes.at[rows].set(jax.vmap(arch_hash)(archs), mode="drop")
     ok = jnp.isfinite(v)
-    best = jnp.maximum(h.best, jnp.max(jnp.where(ok, v, -jnp.inf)))
-    worst = jnp.minimum(h.worst, jnp.min(jnp.where(ok, v, jnp.inf)))
+    best = jnp.maximum(h.best, jnp.max(jnp.where(ok, v, -jnp.inf), axis=0))
+    worst = jnp.minimum(h.worst, jnp.min(jnp.where(ok, v, jnp.inf), axis=0))
     return History(new_archs, new_values, h.count + q, best, worst, queried, hashes)
 
 
