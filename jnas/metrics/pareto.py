@@ -294,15 +294,14 @@ def hypervolume_trajectory(Y, lo, hi, mask=None) -> jax.Array:
     ref = jnp.full((m,), REFERENCE, Z.dtype)
     idx = jnp.arange(n)
     if m == 3:
-        return lax.map(lambda t: _hv3(Z, valid & (idx <= t), ref), idx)
-    Zc = _clipped(Z, valid, ref)
-    order = jnp.argsort(-Zc[:, 0])
-    x, y, w, when = Zc[order, 0], Zc[order, 1], valid[order], idx[order]
-
-    def prefix(t):
-        return _sweep_2d(x, y, w & (when <= t), ref[0], ref[1])
-
-    return lax.map(prefix, idx, batch_size=min(64, n))
+        hv = lax.map(lambda t: _hv3(Z, valid & (idx <= t), ref), idx)
+    else:
+        Zc = _clipped(Z, valid, ref)
+        order = jnp.argsort(-Zc[:, 0])
+        x, y, w, when = Zc[order, 0], Zc[order, 1], valid[order], idx[order]
+        hv = lax.map(lambda t: _sweep_2d(x, y, w & (when <= t), ref[0], ref[1]), idx, batch_size=min(64, n))
+    # each prefix sums its slabs/strips in a different order: rounding alone could make the curve dip by an ulp
+    return lax.cummax(hv, axis=0)
 
 
 __all__ = [
