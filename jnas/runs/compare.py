@@ -103,7 +103,11 @@ def _differing(results: list[SearchResult]) -> dict[str, list[str]]:
 
 
 def mismatch_warning(results: list[SearchResult]) -> str | None:
-    """One line naming what differs (benchmark, search or test metric) between runs; ``None`` if nothing does."""
+    """One line naming what differs (benchmark, search or test metric) between runs; ``None`` if nothing does.
+
+    Refuses (``JnasError``) a mix of single- and multi-objective runs, which share no scale at all.
+    """
+    _kind(results)
     diff = _differing(results)
     if not diff:
         return None

@@ -14,6 +14,7 @@ from jnas.strategies.history import History, arch_hash
 from jnas.strategies.lanas import LaNAS, RegressionTree
 from jnas.strategies.local_search import LocalSearch
 from jnas.strategies.mcts import MCTS
+from jnas.strategies.mobo import MOBO
 from jnas.strategies.nsga2 import NSGA2
 from jnas.strategies.pbnas import PredictorBasedNAS
 from jnas.strategies.random_search import RandomSearch
@@ -24,7 +25,7 @@ _REGISTRY: dict[str, type[Strategy]] = {
     for cls in (
         RandomSearch, RegularizedEvolution, LocalSearch, TPE, Bananas, BayesianOptimisation,
         LaNAS, RegressionTree, MCTS, PredictorBasedNAS, AnasodRS, AnasodBiasedRS, AnasodBO, AnasodNEP, AnasodLS,
-        NSGA2,
+        NSGA2, MOBO,
     )
 }
 
