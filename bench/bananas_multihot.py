@@ -35,6 +35,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+from machine import cpu_model
 
 from jnas.benchmarks import get_benchmark
 from jnas.encodings import path_encoding, path_multihot
@@ -42,8 +43,6 @@ from jnas.predictors.mlp import MLPEnsemble
 from jnas.runs.runner import run_tabular
 from jnas.strategies import make_strategy
 from jnas.strategies.bananas import Bananas
-
-from machine import cpu_model
 
 BENCH = "nbgraph/cora"
 
@@ -84,7 +83,7 @@ def main():
     times = {"fit": {"multihot": [], "dense": []}, "search": {"multihot": [], "dense": []}}
     for r in range(args.reps):
         for kind in (("multihot", "dense") if r % 2 == 0 else ("dense", "multihot")):
-            times["fit"][kind].append(timed(lambda X=feats[kind]: fit(jax.random.key(r), X, y)))
+            times["fit"][kind].append(timed(lambda X=feats[kind], r=r: fit(jax.random.key(r), X, y)))
     best = {}
     for r in range(2):  # two rounds, order flipped
         for kind in (("multihot", "dense") if r % 2 == 0 else ("dense", "multihot")):

@@ -513,8 +513,8 @@ def test_path_multihot_is_the_path_encoding(name):
     s = space_or_skip(name)
     archs = jax.vmap(s.sample)(jax.random.split(jax.random.key(1), 64))
     for counts, k in ((False, None), (True, None), (False, 30), (True, 30)):
-        dense = jax.vmap(lambda a: E.path_encoding(s, a, k=k, counts=counts))(archs)
-        hot = jax.vmap(lambda a: E.path_multihot(s, a, k=k, counts=counts))(archs)
+        dense = jax.vmap(functools.partial(E.path_encoding, s, k=k, counts=counts))(archs)
+        hot = jax.vmap(functools.partial(E.path_multihot, s, k=k, counts=counts))(archs)
         assert hot.shape == dense.shape
         np.testing.assert_array_equal(np.asarray(hot.dense()), np.asarray(dense))
         w = jax.random.normal(jax.random.key(2), (dense.shape[1], 3))

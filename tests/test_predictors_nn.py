@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from jnas.benchmarks import get_benchmark
-from jnas.encodings import graph_tensors, path_encoding, path_multihot
-from jnas.encodings import MultiHot
+from jnas.encodings import MultiHot, graph_tensors, path_encoding, path_multihot
 from jnas.errors import JnasError
 from jnas.metrics.ranking import kendall_tau, spearman
 from jnas.predictors import GCN, MLPEnsemble, score_in_chunks

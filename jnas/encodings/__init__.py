@@ -11,9 +11,9 @@ static argument and is jittable and vmappable over architectures.
 
 from jnas.encodings import graph, onehot, opdist, path
 from jnas.encodings.graph import graph_tensors, n_nodes, node_labels
+from jnas.encodings.multihot import MultiHot
 from jnas.encodings.onehot import adjacency_onehot, onehot_features
 from jnas.encodings.opdist import counts, decode, distribution, grid_neighbours, n_slots, round_to_grid
-from jnas.encodings.multihot import MultiHot
 from jnas.encodings.path import n_path_features, path_encoding, path_features, path_multihot
 
 __all__ = [
