@@ -253,3 +253,26 @@ def test_pairs_of_objectives_every_direction():
         on[truth["rows"]] = True
         for i, j in itertools.islice(itertools.product(np.flatnonzero(on), range(0, len(y), 97)), 4000):
             assert not (np.all(y[j] >= y[i]) and np.any(y[j] > y[i]))
+
+
+def test_mobo_computes_counted_objectives_instead_of_modelling_them():
+    from jnas.runs.search import plan_search
+
+    plan = plan_search("nbgraph/cora", "mobo", 24, objectives="valid_acc,params",
+                       options={"batch_size": 4, "n_init": 8, "bnn_samples": 4, "bnn_burnin": 20,
+                                "bnn_map_steps": 20})
+    s, bench = plan.strategy, plan.benchmark
+    assert s.modelled == (0,) and set(s.known) == {1}
+    rows = np.asarray(bench.rows(bench.space.enumerate()))
+    np.testing.assert_allclose(np.asarray(s.known[1]), -bench.column("params")[rows], rtol=1e-6)
+    # its acquisition of the counted objective is the (negated) parameter count of every architecture
+    params = s._fit(jax.random.key(0), s.all_feats[:16], jnp.zeros((16, 2)), jnp.ones(16, bool))
+    acq, _ = s._acquire(params, s.all_feats, jnp.zeros((16, 2)), jnp.ones(16, bool))
+    np.testing.assert_array_equal(np.asarray(acq[1]), np.asarray(s.known[1]))
+    from jnas.strategies import make_strategy
+
+    with pytest.raises(JnasError, match="^objectives: every objective is counted"):
+        make_strategy("mobo", bench.space, 20, n_objectives=2, known_objectives={0: s.known[1], 1: s.known[1]})
+    r = search("nbgraph/cora", "mobo", 24, seeds=2, objectives="valid_acc,params",
+               options={"batch_size": 4, "n_init": 8, "bnn_samples": 4, "bnn_burnin": 20, "bnn_map_steps": 20})
+    assert np.isfinite(r.summary["final_hv_regret_mean"])

@@ -18,6 +18,11 @@ from jnas.errors import JnasError
 from jnas.spaces.base import Space
 
 
+#: metrics that are a deterministic function of the architecture, counted rather than measured: a
+#: multi-objective strategy may compute them for any architecture instead of modelling them (NAGO)
+COMPUTED_METRICS = ("params", "flops")
+
+
 @dataclasses.dataclass(frozen=True)
 class MetricInfo:
     """What one column means and how much of the space it covers."""
@@ -140,6 +145,10 @@ class TabularBenchmark:
 
         row = int(self.rows(jax.tree.map(lambda x: jnp.asarray(x)[None], arch))[0])
         return int(self.official([row])[0]) if row >= 0 else -1
+
+    def is_computed(self, key: tuple[str, int | None]) -> bool:
+        """Whether metric ``key`` is counted from the architecture (``COMPUTED_METRICS``), not measured."""
+        return key[0] in COMPUTED_METRICS
 
     def uses_test_data(self, key: tuple[str, int | None]) -> bool:
         """Whether metric ``key`` is measured on test data (the outcome metric, at any fidelity)."""

@@ -146,9 +146,25 @@ def _plan_multi(bench, cls, strategy, budget, seeds, metric, fidelity, options, 
         raise JnasError(f"objectives: strategy {cls.name!r} optimises one objective; multi-objective strategies: "
                         f"{multi}")
     keys = parse_objectives(bench, objectives, allow_test_metric)
-    strat = make_strategy(strategy, bench.space, budget, n_objectives=len(keys), **(options or {}))
+    strat = make_strategy(strategy, bench.space, budget, n_objectives=len(keys),
+                          known_objectives=known_objectives(bench, keys), **(options or {}))
     chunk = min(chunk or seeds, seeds)
     return SearchPlan(bench, strat, keys, seeds, seed0, prng, bool(float64), chunk, bool(allow_test_metric))
+
+
+def known_objectives(bench, keys) -> dict:
+    """``{position: float32[space.size]}`` of the objectives counted from the architecture (maximised, by
+    space index; NaN where a member of the space is not in the table)."""
+    known = {}
+    space = bench.space
+    if not space.enumerable:
+        return known
+    for j, key in enumerate(keys):
+        if bench.is_computed(key):
+            rows = np.asarray(bench.rows(space.enumerate()))
+            col = bench.column(*key) * (1.0 if bench.metrics[key].higher_is_better else -1.0)
+            known[j] = np.where(rows >= 0, col[np.clip(rows, 0, None)], np.nan).astype(np.float32)
+    return known
 
 
 def _read_back(folder: ResultFolder) -> SearchResult:

@@ -119,7 +119,9 @@ class Strategy:
     * ``objectives``: ``"single"`` (default), ``"multi"`` (needs two or more)
       or ``"any"``. With ``n_objectives = M > 1`` (a constructor keyword)
       ``tell`` receives ``values float[batch_size, M]``, every objective
-      maximised, and the history keeps them so.
+      maximised, and the history keeps them so; ``known_objectives`` (a
+      constructor keyword) gives the objectives that are counted from the
+      architecture, for every architecture of an enumerable space.
     """
 
     name: str = ""
@@ -131,7 +133,7 @@ class Strategy:
     on_failure: str = "-inf"
     objectives: str = "single"
 
-    def __init__(self, space: Space, budget: int, *, n_objectives: int = 1, **opts):
+    def __init__(self, space: Space, budget: int, *, n_objectives: int = 1, known_objectives=None, **opts):
         if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
             raise JnasError(f"budget: got {budget!r}, expected a positive integer")
         if isinstance(n_objectives, bool) or not isinstance(n_objectives, int) or n_objectives < 1:
@@ -143,6 +145,12 @@ class Strategy:
         self.space = space
         self.budget = budget
         self.n_objectives = n_objectives
+        #: ``{objective position: float[space.size]}``: objectives counted from the architecture (parameters,
+        #: FLOPs), maximised, by space index; a model-based strategy computes them instead of modelling them
+        self.known_objectives = dict(known_objectives or {})
+        if any(not 0 <= j < n_objectives for j in self.known_objectives):
+            raise JnasError(f"known_objectives: got positions {sorted(self.known_objectives)}, expected positions "
+                            f"of the {n_objectives} objectives")
         self._set_options(opts)
         self.validate()
         self.check_budget()

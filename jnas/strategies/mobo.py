@@ -1,9 +1,12 @@
 """Multi-objective Bayesian optimisation (``mobo``): NAGO's variant of USeMO (Belakaria et al., 2020).
 
-Each step fits one Bayesian neural network per objective (NAGO Appendix C:
+Each step fits one Bayesian neural network per measured objective (NAGO Appendix C:
 3 × 10 tanh units, SGHMC with burn-in and thinned samples; ``surrogate=
 bnn-hetero`` (default) adds NAGO's heteroscedastic noise head, ``bnn`` has
-one global noise) to the one-hot features of everything evaluated so far.
+one global noise) to the one-hot features of everything evaluated so far. Objectives counted
+from the architecture (parameters, FLOPs: ``known_objectives``) are looked
+up for every candidate instead of modelled: their acquisition is their
+value and they add nothing to the uncertainty volume.
 From each surrogate comes one acquisition per objective (``ucb``: ``mean +
 sqrt(beta)·std``, or ``ei`` over the best value of that objective), and the
 candidates whose acquisition vectors are Pareto-optimal form the cheap
@@ -106,6 +109,9 @@ class MOBO(Strategy):
     )
 
     def validate(self):
+        if len(self.known_objectives) >= self.n_objectives:
+            raise JnasError("objectives: every objective is counted from the architecture; mobo needs at least "
+                            "one measured objective to model")
         if self.n_candidates < self.batch_size:
             raise JnasError(f"--set n_candidates: got {self.n_candidates}, expected >= batch_size={self.batch_size}")
         if self.space.enumerable and self.space.size < self.batch_size:
@@ -113,6 +119,9 @@ class MOBO(Strategy):
                             f"(the size of space {self.space.name!r})")
 
     def setup(self):
+        # objectives counted from the architecture (parameters, FLOPs) are looked up, not modelled (NAGO)
+        self.modelled = tuple(j for j in range(self.n_objectives) if j not in self.known_objectives)
+        self.known = {j: jnp.asarray(v) for j, v in self.known_objectives.items()}
         self.features = feature_map(self.space)
         self.model = BNN(heteroscedastic=self.surrogate == "bnn-hetero", inference="sghmc",
                          num_samples=self.bnn_samples, num_warmup=self.bnn_burnin, thinning=self.bnn_thinning,
@@ -124,21 +133,25 @@ class MOBO(Strategy):
         return jax.vmap(self.features.encode)(archs)
 
     def _fit(self, key, X, values, ok):
-        """One BNN per objective, vmapped: posterior samples with a leading objectives axis."""
-        keys = jax.random.split(key, self.n_objectives)
-        return jax.vmap(lambda k, y: self.model.fit(k, X, y, ok), in_axes=(0, 1))(keys, values)
+        """One BNN per modelled objective, vmapped: posterior samples with a leading objectives axis."""
+        keys = jax.random.split(key, len(self.modelled))
+        ys = values[:, jnp.asarray(self.modelled)]
+        return jax.vmap(lambda k, y: self.model.fit(k, X, y, ok), in_axes=(0, 1))(keys, ys)
 
     def _acquire(self, params, feats, values, ok):
-        """``(acq float[M, n], log_volume float[n])`` at ``feats``."""
+        """``(acq float[M, n], log_volume float[n])`` at ``feats``; known objectives need the whole space's
+        ``feats`` in index order (their acquisition is their value, and they add no uncertainty)."""
         mean, var = jax.vmap(lambda p: self.model.predict(p, feats))(params)
         std = jnp.sqrt(jnp.maximum(var, 1e-12))
         if self.acquisition == "ucb":
             acq = mean + jnp.sqrt(self.beta) * std
         else:
-            best = jnp.max(jnp.where(ok[:, None], values, -jnp.inf), axis=0)
+            best = jnp.max(jnp.where(ok[:, None], values, -jnp.inf), axis=0)[jnp.asarray(self.modelled)]
             acq = jax.vmap(expected_improvement)(mean, var, best)
+        rows = {j: acq[i] for i, j in enumerate(self.modelled)}
+        rows.update({j: jnp.where(jnp.isfinite(v), v, -jnp.inf) for j, v in self.known.items()})
         log_volume = jnp.sum(jnp.log(2.0 * jnp.sqrt(self.beta) * std), axis=0)
-        return acq, log_volume
+        return jnp.stack([rows[j] for j in range(self.n_objectives)]), log_volume
 
     # ----- candidates -------------------------------------------------------------------------
     def _pool(self, state, key, params, values, ok):
