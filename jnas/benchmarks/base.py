@@ -17,7 +17,6 @@ import numpy as np
 from jnas.errors import JnasError
 from jnas.spaces.base import Space
 
-
 #: metrics that are a deterministic function of the architecture, counted rather than measured: a
 #: multi-objective strategy may compute them for any architecture instead of modelling them (NAGO)
 COMPUTED_METRICS = ("params", "flops")
