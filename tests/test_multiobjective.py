@@ -276,3 +276,17 @@ def test_mobo_computes_counted_objectives_instead_of_modelling_them():
     r = search("nbgraph/cora", "mobo", 24, seeds=2, objectives="valid_acc,params",
                options={"batch_size": 4, "n_init": 8, "bnn_samples": 4, "bnn_burnin": 20, "bnn_map_steps": 20})
     assert np.isfinite(r.summary["final_hv_regret_mean"])
+
+
+def test_three_objectives_end_to_end(nb201):
+    r = search("nb201/cifar10", "nsga2", 24, seeds=2, objectives="valid_acc@200,edgegpu_latency,edgegpu_energy",
+               options={"population_size": 8})
+    t = r.trajectory
+    assert t["values"].shape == (2, 24, 3)
+    assert np.all(np.diff(t["hypervolume"], axis=1) >= -1e-7) and np.all(t["hv_regret"][:, -1] > 0)
+    y = t["values"][0] * np.array([1.0, -1.0, -1.0])
+    front = {m["index"] for m in r.fronts[0]}
+    for i, yi in enumerate(y):  # every queried point off the front is dominated by one on it
+        on = [j for j in range(len(y)) if int(t["index"][0, j]) in front]
+        dominated = any(np.all(y[j] >= yi) and np.any(y[j] > yi) for j in on)
+        assert dominated != (int(t["index"][0, i]) in front)
