@@ -22,6 +22,8 @@ TINY = {  # options that keep every registered strategy's scan to seconds
     "lanas": {"n_init": 3, "n_select": 2},
     "rt": {"n_init": 3, "n_select": 2},
     "tpe": {"n_init": 3},
+    "nsga2": {"population_size": 2},
+    "mobo": {"batch_size": 2, "n_init": 2, "bnn_samples": 2, "bnn_burnin": 4, "bnn_map_steps": 4},
 }
 KIT = ("rs", "re", "ls", "bo", "bananas", "mcts")  # the strategies built on _init/_ask/_tell
 
@@ -243,9 +245,12 @@ def test_a_strategy_without_failure_option_ignores_values(bench):
 # ----- every registered strategy still scans ----------------------------------------------------------
 @pytest.mark.parametrize("name", names())
 def test_every_registered_strategy_runs_a_tiny_scan(bench, name):
-    s = make_strategy(name, bench.space, 6, **TINY.get(name, {}))
-    rec = run_tabular(s, bench, 2, seed0=3)
+    multi = get_strategy(name).objectives == "multi"  # two objectives: the search metric and latency
+    s = make_strategy(name, bench.space, 6, n_objectives=2 if multi else 1, **TINY.get(name, {}))
+    keys = (bench.search_metric, ("latency", None)) if multi else None
+    rec = run_tabular(s, bench, 2, keys, seed0=3)
     assert rec.rows.shape == (2, 6) and (rec.rows >= 0).all() and np.isfinite(rec.values).all()
+    assert rec.values.shape == ((2, 6, 2) if multi else (2, 6))
     if name in KIT:
         assert isinstance(s.init(jax.random.key(0)), State)
         if not s.repeats:

@@ -168,8 +168,9 @@ def load_result(folder: str | Path) -> SearchResult:
     for k in names:
         want = shape + ((len(summary["objectives"]),) if multi and k == "values" else ())
         if traj[k].shape != want:
+            what = "[seeds, budget, objectives]" if len(want) == 3 else "[seeds, budget]"
             raise JnasError(f"{t}: array {k!r} has shape {traj[k].shape}, but summary.json says "
-                            f"{list(want)}; the two files are not from the same run")
+                            f"{what} = {list(want)}; the two files are not from the same run")
     fronts = _read_fronts(folder / FRONT_FILE, summary["seeds"]) if multi else None
     return SearchResult(summary, traj, fronts=fronts)
 
