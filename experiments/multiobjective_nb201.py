@@ -121,7 +121,8 @@ def markdown(rec: dict) -> str:
             wall = "/".join(f"{rec['part1'][o][label]['wall_seconds']:.0f}" for o in objs)
             lines.append(f"| {label} | " + " | ".join(cells) + f" | {wall} |")
     if "part2" in rec:
-        lines += ["", "| table (search metric) | NLL hom | NLL het | RMSE hom | RMSE het |", "|---|---:|---:|---:|---:|"]
+        lines += ["", "| table (search metric) | NLL hom | NLL het | RMSE hom | RMSE het |",
+                  "|---|---:|---:|---:|---:|"]
         for name, o in rec["part2"].items():
             lines.append(f"| {name} ({'@'.join(map(str, o['search_metric']))}) | {o['homo_nll_median']:.2f} | "
                          f"{o['hetero_nll_median']:.2f} | {o['homo_rmse_median']:.4f} | "
