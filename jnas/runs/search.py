@@ -139,8 +139,9 @@ def _plan_multi(bench, cls, strategy, budget, seeds, metric, fidelity, options, 
     if metric is not None or fidelity is not None:
         raise JnasError("objectives: give --objectives or --metric/--fidelity, not both (each objective names "
                         "its own fidelity, e.g. valid_acc@200)")
-    if not bench.traceable:
-        raise JnasError(f"objectives: a multi-objective search needs a table benchmark, got {bench.name!r}")
+    if not isinstance(bench, TabularBenchmark):
+        raise JnasError(f"objectives: a multi-objective search needs a table benchmark (its true front), "
+                        f"got {bench.name!r}")
     if cls.objectives == "single":
         multi = ", ".join(n for n in names() if get_strategy(n).objectives != "single")
         raise JnasError(f"objectives: strategy {cls.name!r} optimises one objective; multi-objective strategies: "
