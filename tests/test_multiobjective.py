@@ -290,3 +290,30 @@ def test_three_objectives_end_to_end(nb201):
         on = [j for j in range(len(y)) if int(t["index"][0, j]) in front]
         dominated = any(np.all(y[j] >= yi) and np.any(y[j] > yi) for j in on)
         assert dominated != (int(t["index"][0, i]) in front)
+
+
+@pytest.mark.parametrize("name", ["nsga2", "mobo"])
+def test_multi_objective_strategies_on_a_space_without_a_table(name):
+    """A non-enumerable space (DARTS): mobo's pool is sampled and evolved by NSGA-II on its acquisitions."""
+    from jnas.spaces import get_space
+    from jnas.strategies import make_strategy
+
+    space = get_space("darts")
+    tiny = {"nsga2": {"population_size": 4},
+            "mobo": {"batch_size": 4, "n_init": 4, "bnn_samples": 2, "bnn_burnin": 4, "bnn_map_steps": 4,
+                     "n_candidates": 16, "nsga_generations": 2}}[name]
+    s = make_strategy(name, space, 12, n_objectives=2, **tiny)
+
+    def step(state, k):
+        archs, state = s.ask(state, k)
+        vals = jax.random.normal(jax.random.fold_in(k, 7), (4, 2))
+        return s.tell(state, archs, vals), archs
+
+    @jax.jit
+    def run(key):
+        return jax.lax.scan(step, s.init(key), jax.random.split(jax.random.fold_in(key, 1), 3))
+
+    state, archs = run(jax.random.key(0))
+    flat = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), archs)
+    assert bool(jax.vmap(space.is_valid)(flat).all())
+    assert int(state.history.count) == 12 and state.history.best.shape == (2,)

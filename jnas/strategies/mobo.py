@@ -159,7 +159,7 @@ class MOBO(Strategy):
         if self.space.enumerable:
             archs = None
             return archs, self.all_feats, ~state.history.queried
-        k_s, k_e = jax.random.split(key)
+        k_s, k_e = jax.random.split(jax.random.fold_in(key, 1))  # ``key`` itself also draws the Lipschitz sample
         archs = jax.vmap(self.space.sample)(jax.random.split(k_s, self.n_candidates))
 
         def generation(pop, k):
