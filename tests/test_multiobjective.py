@@ -175,6 +175,13 @@ def test_rs_is_the_same_search_with_one_or_two_objectives():
 # ----- errors ------------------------------------------------------------------------------------
 
 
+def test_mobo_refuses_options_it_would_ignore():
+    with pytest.raises(JnasError, match="^--set beta: has no effect unless acquisition=ucb"):
+        search("nb201/cifar10", "mobo", 20, objectives=OBJ, options={"acquisition": "ei", "beta": 3.0})
+    with pytest.raises(JnasError, match="^--set nsga_generations: has no effect unless the space is not enumerable"):
+        search("nb201/cifar10", "mobo", 20, objectives=OBJ, options={"nsga_generations": 3})
+
+
 @pytest.mark.parametrize(
     "kwargs, needle",
     [

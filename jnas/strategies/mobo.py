@@ -95,17 +95,19 @@ class MOBO(Strategy):
                "bnn-hetero: NAGO's heteroscedastic SGHMC BNN; bnn: one global noise variance"),
         Option("acquisition", str, "ucb", f"one of {', '.join(ACQUISITIONS)}", lambda v: v in ACQUISITIONS,
                "acquisition per objective"),
-        Option("beta", float, 2.0, "a number > 0", lambda v: v > 0,
-               "UCB weight (mean + sqrt(beta)·std); also scales the uncertainty volume"),
+        Option("beta", float, 2.0, "a number > 0", lambda v: v > 0, "UCB weight (mean + sqrt(beta)·std)",
+               applies=(lambda s: s.acquisition == "ucb", "acquisition=ucb")),
         Option("bnn_samples", int, 30, "an integer >= 2", lambda v: v >= 2, "posterior samples kept per fit"),
         Option("bnn_burnin", int, 300, "an integer >= 0", lambda v: v >= 0, "SGHMC burn-in steps per fit"),
         Option("bnn_thinning", int, 5, "an integer >= 1", lambda v: v >= 1, "SGHMC steps between kept samples"),
         Option("bnn_map_steps", int, 300, "an integer >= 0", lambda v: v >= 0,
                "Adam steps of the MAP start of each fit"),
         Option("n_candidates", int, 2000, "an integer >= batch_size", lambda v: v >= 1,
-               "candidate pool (non-enumerable spaces)"),
+               "candidate pool (non-enumerable spaces)",
+               applies=(lambda s: not s.space.enumerable, "the space is not enumerable (else all are scored)")),
         Option("nsga_generations", int, 10, "an integer >= 0", lambda v: v >= 0,
-               "NSGA-II generations over the pool's acquisitions (non-enumerable spaces)"),
+               "NSGA-II generations over the pool's acquisitions (non-enumerable spaces)",
+               applies=(lambda s: not s.space.enumerable, "the space is not enumerable (else all are scored)")),
     )
 
     def validate(self):
