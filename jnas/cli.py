@@ -106,7 +106,7 @@ def cmd_search(args) -> int:
         if plan.benchmark.traceable:
             update, close = _progress_bar(args.seeds, f"{name} on {plan.benchmark.name}", args.progress)
         else:
-            update, close = _evaluation_bar(args.seeds * args.budget, f"{name} on {plan.benchmark.name}",
+            update, close = _evaluation_bar(args.seeds * plan.strategy.n_queries, f"{name} on {plan.benchmark.name}",
                                             args.progress)
         try:
             res = run_plan(plan, folder, overwrite=args.overwrite, progress=update)
@@ -510,7 +510,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder of a finished `jnas supernet` run (with --evaluator supernet)")
     s.add_argument("--strategy", required=True,
                    help=f"one of {', '.join(_strategy_names())}; several as a comma list (each to OUT/<name>)")
-    s.add_argument("--budget", type=int, required=True, help="queries per seed")
+    s.add_argument("--budget", type=int, required=True,
+                   help="queries per seed (multi-fidelity strategies: full evaluations' worth of cost in epochs, "
+                        "e.g. 150 = 150 x 200 epochs on nb201/cifar10)")
     s.add_argument("--seeds", type=int, default=1, help="independent runs (vmapped)")
     s.add_argument("--out", required=True, help="result folder")
     s.add_argument("--metric", default=None, help="search metric (default: the benchmark's validation metric)")

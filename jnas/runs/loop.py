@@ -14,7 +14,6 @@ into an init key and one key per step.
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from typing import Callable
 
@@ -39,6 +38,7 @@ class LoopRecord:
     failed: np.ndarray  # bool: the evaluation failed
     wall_seconds: float  # evaluation time (journaled ones included) plus this session's search overhead
     resumed: int  # evaluations answered from the journal
+    fidelity: np.ndarray  # int: the fidelity each query was evaluated at (epochs; -1 for none)
 
 
 def _unbatch(archs, n: int) -> list:
@@ -68,12 +68,14 @@ def run_journaled(
     told as NaN (the worst value) and the search goes on. ``progress`` gets
     ``{"done", "total", "arch", "best", "resumed"}`` after every evaluation.
     """
-    metric, fidelity = metric_key
+    metric, top = metric_key
     higher = evaluator.metrics[metric_key].higher_is_better
     sign = 1.0 if higher else -1.0
     space = evaluator.space
-    bs, budget = strategy.batch_size, strategy.budget
-    n_steps = math.ceil(budget / bs)
+    bs, budget = strategy.batch_size, strategy.n_queries
+    n_steps = strategy.n_steps
+    # a multi-fidelity strategy's schedule says each query's fidelity; otherwise every query is at the metric's
+    fids = np.asarray(strategy.schedule.fidelity) if strategy.multi_fidelity else np.full(budget, top)
     entries = journal.load() if journal is not None else {}
     ask, tell, init = jax.jit(strategy.ask), jax.jit(strategy.tell), jax.jit(strategy.init)
     keys = seed_keys(seeds, seed0, prng)
@@ -97,6 +99,7 @@ def run_journaled(
                 if q >= budget:  # the last batch may run past the budget: those are never evaluated
                     break
                 text = space.to_string(arch)
+                fidelity = None if fids[q] is None else int(fids[q])
                 entry = entries.get((s, q))
                 if entry is not None:
                     if entry.get("arch") != text or entry.get("fidelity") != fidelity:
@@ -126,7 +129,8 @@ def run_journaled(
                 state = tell(state, archs, jnp.asarray(told, dtype=jnp.result_type(float)))
     fresh = sum(e for e in new_seconds)
     overhead = time.perf_counter() - t_session - fresh
-    return LoopRecord(archs_out, texts.astype(str), values, failed, wall + overhead, resumed)
+    fidelity = np.broadcast_to(np.asarray([-1 if f is None else f for f in fids], np.int64), (seeds, budget))
+    return LoopRecord(archs_out, texts.astype(str), values, failed, wall + overhead, resumed, fidelity.copy())
 
 
 def _evaluate(evaluator, arch, text: str, fidelity, seed: int, query: int) -> dict:
@@ -158,12 +162,13 @@ def summarise_loop(record: LoopRecord, evaluator, strategy, metric_key, extra: d
     search itself never saw it. Regret and samples-to-optimum need a known
     optimum (tables): otherwise they are ``None``.
     """
-    from jnas.runs.results import SearchResult, summary_of
+    from jnas.runs.results import SearchResult, at_top_fidelity, cost_summary, fidelity_arrays, summary_of
 
     info = evaluator.metrics[metric_key]
     seeds, budget = record.values.shape
     pos = np.broadcast_to(np.arange(budget), (seeds, budget))
-    best_val, best_pos = best_so_far(pos, record.values, info.higher_is_better)
+    top = at_top_fidelity(record.fidelity if strategy.multi_fidelity else None, metric_key)
+    best_val, best_pos = best_so_far(pos, np.where(top, record.values, np.nan), info.higher_is_better)
     cache: dict[str, float] = {}
     best_test = np.full((seeds, budget), np.nan)
     for s in range(seeds):
@@ -177,9 +182,10 @@ def summarise_loop(record: LoopRecord, evaluator, strategy, metric_key, extra: d
             best_test[s, q] = cache[text]
     hit = None
     if info.optimum is not None and np.isfinite(info.optimum):
-        hit = record.values == info.optimum
+        hit = top & (record.values == info.optimum)
     summary = summary_of(evaluator, strategy, metric_key, best_test[:, -1], hit, record.wall_seconds, record.failed,
-                         {"evaluations_failed": int(record.failed.sum()),
+                         {**cost_summary(strategy, metric_key),
+                          "evaluations_failed": int(record.failed.sum()),
                           "resumed_evaluations": int(record.resumed),
                           "test_measured_after_search": len(cache),
                           **(extra or {})})
@@ -189,5 +195,6 @@ def summarise_loop(record: LoopRecord, evaluator, strategy, metric_key, extra: d
         "value": record.values.astype(np.float64),
         "best_search": best_val,
         "best_test": best_test,
+        **fidelity_arrays(strategy, record.fidelity if strategy.multi_fidelity else None),
     }
     return SearchResult(summary, trajectory)

@@ -6,6 +6,17 @@
 search-metric value (NaN = failed), ``best_search`` — best-so-far search
 metric, ``best_test`` — test value of that best-so-far architecture (ties:
 the first queried).
+
+A multi-fidelity run (``hyperband``, ``bohb``) makes ``queries`` queries
+(its ``budget`` counts full evaluations' worth of cost) and adds
+``fidelity`` (epochs of each query) and ``cost`` (cumulative epochs); its
+best-so-far curves count only queries at the top fidelity (``NaN`` before
+the first), so its result is the test value of the best architecture *by
+the search metric at the top fidelity*. ``summary.json`` gains
+``queries``, ``cost_used`` (epochs per seed), ``max_fidelity`` and
+``rung_fidelities``; every run whose search metric has a fidelity records
+``cost_used`` (queries × epochs), so ``jnas compare --x cost`` puts
+single- and multi-fidelity runs on one axis.
 """
 
 from __future__ import annotations
@@ -65,19 +76,48 @@ def summarise(
     test_col = benchmark.column(*benchmark.test_metric)
     search_col = benchmark.column(*metric_key)
     rows = record.rows
-    best_val, best_row = best_so_far(rows, record.values, benchmark.metrics[metric_key].higher_is_better)
+    top = at_top_fidelity(record.fidelity, metric_key)
+    best_val, best_row = best_so_far(rows, np.where(top, record.values, np.nan),
+                                     benchmark.metrics[metric_key].higher_is_better)
     safe = np.clip(best_row, 0, None)
     best_test = np.where(best_row >= 0, test_col[safe], np.nan)
-    hit = (rows >= 0) & (search_col[np.clip(rows, 0, None)] == benchmark.metrics[metric_key].optimum)
+    hit = top & (rows >= 0) & (search_col[np.clip(rows, 0, None)] == benchmark.metrics[metric_key].optimum)
     summary = summary_of(benchmark, strategy, metric_key, best_test[:, -1], hit, record.wall_seconds,
-                         np.isnan(record.values), extra)
+                         np.isnan(record.values), {**cost_summary(strategy, metric_key), **(extra or {})})
     trajectory = {
         "index": benchmark.official(rows).astype(np.int64),
         "value": record.values.astype(np.float64),
         "best_search": best_val,
         "best_test": best_test,
+        **fidelity_arrays(strategy, record.fidelity),
     }
     return SearchResult(summary, trajectory)
+
+
+def at_top_fidelity(fidelity: np.ndarray | None, metric_key) -> np.ndarray | bool:
+    """``bool[S, B]``: the queries that count for the result (those at the search metric's fidelity);
+    ``True`` for a single-fidelity run (``fidelity`` None)."""
+    return True if fidelity is None else np.asarray(fidelity) == metric_key[1]
+
+
+def cost_summary(strategy, metric_key) -> dict:
+    """Summary keys on cost in epochs: a multi-fidelity run's schedule, or ``queries × fidelity``."""
+    if strategy.multi_fidelity:
+        return {"queries": int(strategy.n_queries), "cost_used": float(np.sum(strategy.query_cost)),
+                "cost_unit": "epochs", "max_fidelity": int(strategy.top_fidelity),
+                "rung_fidelities": [int(f) for f in strategy.rung_fidelities]}
+    fid = metric_key[1] if not isinstance(metric_key[0], (tuple, list)) else None
+    if fid is None:
+        return {}
+    return {"cost_used": float(strategy.budget * fid), "cost_unit": "epochs", "max_fidelity": int(fid)}
+
+
+def fidelity_arrays(strategy, fidelity: np.ndarray | None) -> dict:
+    """Trajectory arrays of a multi-fidelity run: ``fidelity`` and cumulative ``cost`` (epochs), ``[S, B]``."""
+    if fidelity is None:
+        return {}
+    cost = np.broadcast_to(np.cumsum(strategy.query_cost), fidelity.shape)
+    return {"fidelity": np.asarray(fidelity, np.int64), "cost": cost.astype(np.float64)}
 
 
 def summary_of(evaluator, strategy, metric_key, final_test: np.ndarray, hit: np.ndarray | None,
@@ -164,7 +204,7 @@ def load_result(folder: str | Path) -> SearchResult:
     multi = "objectives" in summary
     names = MO_TRAJECTORY_KEYS if multi else TRAJECTORY_KEYS
     traj = _read_trajectory(t, names)
-    shape = (summary["seeds"], summary["budget"])
+    shape = (summary["seeds"], summary.get("queries", summary["budget"]))
     for k in names:
         want = shape + ((len(summary["objectives"]),) if multi and k == "values" else ())
         if traj[k].shape != want:

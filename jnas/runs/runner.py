@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jnas.benchmarks.base import TabularBenchmark
-from jnas.errors import bad_argument
+from jnas.errors import JnasError, bad_argument
 from jnas.prng import get_impl
 from jnas.strategies.base import Strategy
 
@@ -47,6 +47,7 @@ class RunRecord:
     values: np.ndarray  # float[S, B] (multi-objective: [S, B, M]) search-metric values as measured (NaN = failure)
     wall_seconds: float
     aux: Any = None  # outputs of ``run_tabular``'s ``aux`` hook, leaves [S, steps, ...] (None without a hook)
+    fidelity: np.ndarray | None = None  # int[S, B]: each query's fidelity (multi-fidelity strategies), else None
 
 
 class ScanStep(NamedTuple):
@@ -67,7 +68,15 @@ def seed_keys(seeds: int, seed0: int = 0, prng: str = "hash") -> jax.Array:
 
 
 def _n_steps(strategy: Strategy) -> int:
-    return math.ceil(strategy.budget / strategy.batch_size)
+    return strategy.n_steps
+
+
+def query_fidelities(strategy: Strategy, seeds: int) -> np.ndarray | None:
+    """``int[seeds, n_queries]``: the fidelity of every query of a multi-fidelity strategy (its schedule is
+    fixed before the run), else ``None``."""
+    if not strategy.multi_fidelity:
+        return None
+    return np.broadcast_to(np.asarray(strategy.schedule.fidelity, np.int64), (seeds, strategy.n_queries)).copy()
 
 
 def _split(key, n_steps):
@@ -100,8 +109,16 @@ def make_scan_fn(strategy: Strategy, benchmark: TabularBenchmark, metric_key, dt
     signs = [1.0 if benchmark.metrics[k].higher_is_better else -1.0 for k in keys]
     multi = is_multi(metric_key)
     n_steps = _n_steps(strategy)
+    n_queries = strategy.n_queries
+    if strategy.multi_fidelity:  # every fidelity the schedule uses, of the search metric
+        rung_keys = [(metric_key[0], f) for f in strategy.rung_fidelities]
+        rung_fids = jnp.asarray(strategy.rung_fidelities)
 
-    def measure(rows):
+    def measure(rows, asked):
+        if strategy.multi_fidelity:
+            cols = jnp.stack([benchmark.query_rows(rows, k, dtype) for k in rung_keys], axis=-1)
+            at = jnp.searchsorted(rung_fids, strategy.fidelity_of(asked))
+            return jnp.take_along_axis(cols, at[:, None], axis=-1)[:, 0], signs[0]
         if not multi:
             return benchmark.query_rows(rows, metric_key, dtype), signs[0]
         vals = jnp.stack([benchmark.query_rows(rows, k, dtype) for k in keys], axis=-1)
@@ -113,7 +130,7 @@ def make_scan_fn(strategy: Strategy, benchmark: TabularBenchmark, metric_key, dt
         def step(state, k):
             archs, asked = strategy.ask(state, k)
             rows = benchmark.rows(archs)
-            vals, sign = measure(rows)
+            vals, sign = measure(rows, asked)
             told = strategy.tell(asked, archs, sign * vals)
             if aux is None:
                 return told, (rows, vals)
@@ -124,7 +141,7 @@ def make_scan_fn(strategy: Strategy, benchmark: TabularBenchmark, metric_key, dt
             return told, (rows, vals, aux(step_view))
 
         _, (rows, vals, *extra) = jax.lax.scan(step, strategy.init(k_init), k_steps)
-        out = rows.reshape(-1)[: strategy.budget], vals.reshape(-1, *vals.shape[2:])[: strategy.budget]
+        out = rows.reshape(-1)[:n_queries], vals.reshape(-1, *vals.shape[2:])[:n_queries]
         return out if aux is None else (*out, extra[0])
 
     return jax.jit(jax.vmap(one_seed))
@@ -198,7 +215,7 @@ def run_tabular(
     aux_out = None
     if aux is not None:
         aux_out = jax.tree.map(lambda *xs: np.concatenate(xs)[:seeds], *(extra[c] for c in range(n_chunks)))
-    return RunRecord(rows, vals, wall, aux_out)
+    return RunRecord(rows, vals, wall, aux_out, query_fidelities(strategy, seeds))
 
 
 def run_loop(
@@ -216,8 +233,12 @@ def run_loop(
     ``evaluate(archs) -> values`` may be any Python callable over a batch of
     architectures (it may train networks); an exception or NaN marks that
     batch's evaluations as failed (NaN) and the search goes on. ``row_of``
-    maps a batch to table rows for the record (default: -1).
+    maps a batch to table rows for the record (default: -1). A multi-fidelity
+    strategy needs ``jnas.runs.loop.run_journaled``, which passes each query's fidelity.
     """
+    if strategy.multi_fidelity:
+        raise JnasError(f"strategy: {strategy.name} chooses a fidelity per query, which evaluate(archs) cannot "
+                        "take; use jnas.runs.search (or jnas.runs.loop.run_journaled)")
     ask = jax.jit(strategy.ask)
     tell = jax.jit(strategy.tell)
     init = jax.jit(strategy.init)

@@ -126,7 +126,8 @@ def plan_search(
             "--allow-test-metric (allow_test_metric=True) is given"
         )
     # budget <= space size is the strategy's own check (jnas.strategies.base.Strategy.repeats)
-    strat = make_strategy(strategy, bench.space, budget, **(options or {}))
+    fids = {"fidelities": offered_fidelities(bench, key, cls.name)} if cls.multi_fidelity else {}
+    strat = make_strategy(strategy, bench.space, budget, **fids, **(options or {}))
     strat.check_metric(bench.metrics[key])
     chunk = min(chunk or seeds, seeds)
     return SearchPlan(bench, strat, key, seeds, seed0, prng, bool(float64), chunk, bool(allow_test_metric))
@@ -151,6 +152,36 @@ def _plan_multi(bench, cls, strategy, budget, seeds, metric, fidelity, options, 
                           known_objectives=known_objectives(bench, keys), **(options or {}))
     chunk = min(chunk or seeds, seeds)
     return SearchPlan(bench, strat, keys, seeds, seed0, prng, bool(float64), chunk, bool(allow_test_metric))
+
+
+def offered_fidelities(bench, key, strategy: str) -> tuple[int, ...]:
+    """The fidelities (epochs) of search metric ``key`` up to its own, for a multi-fidelity strategy; a one-line
+    ``JnasError`` where the evaluator has no such fidelities or a table lacks values at one of them."""
+    metric, top = key
+    where = f"{metric_name(key)} of {bench.name}"
+    if top is None:
+        raise JnasError(f"strategy: {strategy} needs a search metric measured at several fidelities (epochs); "
+                        f"{where} has none")
+    if isinstance(bench, TabularBenchmark):
+        every = tuple(sorted(f for m, f in bench.metrics if m == metric and f is not None))
+        n = bench.space.size if bench.space.enumerable else bench.n_rows
+        for f in every:
+            cov = bench.metrics[(metric, f)].coverage
+            if cov < n and (f <= top or len(every) > 1 and top == every[0]):
+                raise JnasError(
+                    f"strategy: {strategy} needs {metric} at every fidelity for every architecture, but "
+                    f"{metric}@{f} of {bench.name} covers only {cov:,} of {n:,}; multi-fidelity search there would "
+                    f"promote architectures the table cannot answer")
+        fids = tuple(f for f in every if f <= top)
+        if len(fids) < 2 and len(every) > 1:
+            raise JnasError(f"strategy: {strategy} needs the search metric at its top fidelity (a full evaluation); "
+                            f"got {where}, give --fidelity {every[-1]}")
+    else:  # training: any number of epochs from the evaluator's lowest
+        fids = tuple(range(min(bench.fidelities), top + 1))
+    if len(fids) < 2:
+        raise JnasError(f"strategy: {strategy} needs a search metric measured at several fidelities (epochs); "
+                        f"{where} has only {top}")
+    return fids
 
 
 def known_objectives(bench, keys) -> dict:
@@ -251,7 +282,7 @@ def _run_loop_plan(plan: SearchPlan, out, overwrite: bool, progress) -> SearchRe
         record = run_journaled(plan.strategy, plan.benchmark, plan.seeds, plan.metric_key, seed0=plan.seed0,
                                prng=plan.prng, journal=journal, progress=track)
     except KeyboardInterrupt:
-        total = plan.seeds * plan.strategy.budget
+        total = plan.seeds * plan.strategy.n_queries
         where = "nothing kept (no --out)" if folder is None else (
             f"{kept[0]} of {total} evaluations are in {folder.path / JOURNAL}; rerun the same command to finish"
         )

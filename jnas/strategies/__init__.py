@@ -9,8 +9,10 @@ from jnas.strategies.anasod_ls import AnasodLS
 from jnas.strategies.bananas import Bananas
 from jnas.strategies.base import FAILURE_POLICIES, Option, State, Strategy, batch_option, failure_option
 from jnas.strategies.bo import BayesianOptimisation
+from jnas.strategies.bohb import BOHB
 from jnas.strategies.evolution import RegularizedEvolution
 from jnas.strategies.history import History, arch_hash
+from jnas.strategies.hyperband import Hyperband
 from jnas.strategies.lanas import LaNAS, RegressionTree
 from jnas.strategies.local_search import LocalSearch
 from jnas.strategies.mcts import MCTS
@@ -25,7 +27,7 @@ _REGISTRY: dict[str, type[Strategy]] = {
     for cls in (
         RandomSearch, RegularizedEvolution, LocalSearch, TPE, Bananas, BayesianOptimisation,
         LaNAS, RegressionTree, MCTS, PredictorBasedNAS, AnasodRS, AnasodBiasedRS, AnasodBO, AnasodNEP, AnasodLS,
-        NSGA2, MOBO,
+        NSGA2, MOBO, Hyperband, BOHB,
     )
 }
 

@@ -121,7 +121,12 @@ class Strategy:
       ``tell`` receives ``values float[batch_size, M]``, every objective
       maximised, and the history keeps them so; ``known_objectives`` (a
       constructor keyword) gives the objectives that are counted from the
-      architecture, for every architecture of an enumerable space.
+      architecture, for every architecture of an enumerable space;
+    * ``multi_fidelity``: the strategy chooses the fidelity of every query
+      (``fidelity_of``); it needs ``fidelities`` (a constructor keyword: the
+      fidelities the evaluator offers for the search metric, ascending), its
+      ``budget`` counts full evaluations' worth of cost, and ``plan_steps``
+      decides how many queries that buys (``n_queries``, ``query_cost``).
     """
 
     name: str = ""
@@ -132,8 +137,10 @@ class Strategy:
     tracks_queried: bool = False
     on_failure: str = "-inf"
     objectives: str = "single"
+    multi_fidelity: bool = False
 
-    def __init__(self, space: Space, budget: int, *, n_objectives: int = 1, known_objectives=None, **opts):
+    def __init__(self, space: Space, budget: int, *, n_objectives: int = 1, known_objectives=None,
+                 fidelities=None, **opts):
         if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
             raise JnasError(f"budget: got {budget!r}, expected a positive integer")
         if isinstance(n_objectives, bool) or not isinstance(n_objectives, int) or n_objectives < 1:
@@ -151,10 +158,15 @@ class Strategy:
         if any(not 0 <= j < n_objectives for j in self.known_objectives):
             raise JnasError(f"known_objectives: got positions {sorted(self.known_objectives)}, expected positions "
                             f"of the {n_objectives} objectives")
+        if self.multi_fidelity:
+            if not fidelities:
+                raise JnasError(f"fidelities: strategy {self.name!r} chooses a fidelity for every query and needs "
+                                "the fidelities the evaluator offers")
+            self.offered_fidelities = tuple(sorted(int(f) for f in fidelities))
         self._set_options(opts)
         self.validate()
         self.check_budget()
-        self.n_steps = math.ceil(budget / self.batch_size)
+        self.n_steps = self.plan_steps()
         self.capacity = self.n_steps * self.batch_size
         self.setup()
 
@@ -200,6 +212,15 @@ class Strategy:
                 f"(the size of space {sp.name!r}; {self.name} never repeats an architecture)"
             )
 
+    def plan_steps(self) -> int:
+        """How many ``ask`` steps the budget buys (override): ``ceil(budget / batch_size)``."""
+        return math.ceil(self.budget / self.batch_size)
+
+    @property
+    def n_queries(self) -> int:
+        """Queries a run makes: the budget, or for a multi-fidelity strategy what its budget of cost buys."""
+        return self.budget
+
     def setup(self) -> None:
         """One-off work before the first ``init`` (override): build models, encode the space, build trees."""
 
@@ -231,6 +252,11 @@ class Strategy:
         h = hist.record(self.space, state.history, archs, values)
         filled = self.fill_failures(jnp.asarray(values).astype(h.best.dtype), h)
         return State(h, self._tell(State(h, state.inner), archs, filled))
+
+    def fidelity_of(self, state: State) -> jax.Array:
+        """``int32[batch_size]``: the fidelity of each architecture ``ask`` just returned (``state`` is the
+        state it returned); only multi-fidelity strategies choose one."""
+        raise NotImplementedError(f"{self.name}: not a multi-fidelity strategy")
 
     # ----- what a strategy implements ------------------------------------------------------
     def _init(self, key: jax.Array):
