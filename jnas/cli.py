@@ -236,6 +236,8 @@ def cmd_compare(args) -> int:
 
     if args.plot:
         check_writable_plot(args.plot)
+    elif args.x is not None:
+        raise JnasError("--x: chooses the plot's axis; give --plot FILE too")
     results = load_all(args.dirs)
     warning = mismatch_warning(results)
     if warning:
@@ -243,7 +245,7 @@ def cmd_compare(args) -> int:
     labels = folder_labels(args.dirs)
     print(table(results, labels))
     if args.plot:
-        print(f"plot: {plot(results, args.plot, labels=labels)}", file=sys.stderr)
+        print(f"plot: {plot(results, args.plot, labels=labels, x=args.x)}", file=sys.stderr)
     return 0
 
 
@@ -548,6 +550,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--plot", default=None, metavar="FILE",
                    help="write best-so-far test curves to this image (median over seeds, band: 25-75th percentile, "
                         "log x; format from the suffix: .png, .pdf, .svg, ...)")
+    c.add_argument("--x", default=None, choices=("queries", "cost"),
+                   help="x axis of --plot: queries, or cost in full evaluations' worth of epochs (default: cost "
+                        "when a multi-fidelity run is compared, else queries)")
     c.set_defaults(func=cmd_compare)
 
     q = sub.add_parser("query", help="every metric of one architecture")

@@ -155,11 +155,48 @@ def check_writable_plot(path: str | Path) -> Path:
     return path
 
 
-def draw(results: list[SearchResult], ax, labels: list[str] | None = None) -> None:
+X_AXES = ("queries", "cost")
+
+
+def default_x(results: list[SearchResult]) -> str:
+    """``cost`` when a multi-fidelity run is among ``results`` (its queries are not full evaluations), else
+    ``queries``."""
+    return "cost" if any("queries" in r.summary for r in results) else "queries"
+
+
+def x_values(results: list[SearchResult], x: str) -> list[np.ndarray]:
+    """Per run, the x of each query: its number (``queries``) or the cumulative cost in full evaluations
+    (``cost``: epochs over the top fidelity's); a one-line ``JnasError`` where a run records no cost or the
+    runs' full evaluations differ."""
+    if x not in X_AXES:
+        raise JnasError(f"--x: got {x!r}, expected one of {', '.join(X_AXES)}")
+    n = [r.trajectory["best_test"].shape[1] for r in results]
+    if x == "queries":
+        return [np.arange(1, k + 1, dtype=np.float64) for k in n]
+    tops = []
+    for r in results:
+        if r.summary.get("max_fidelity") is None:
+            raise JnasError(f"--x cost: run {r.summary['strategy']} on {r.summary['benchmark']} records no cost "
+                            f"(its search metric {r.summary['search_metric']} has no fidelity in epochs)")
+        tops.append(r.summary["max_fidelity"])
+    if len(set(tops)) > 1:
+        raise JnasError(f"--x cost: the runs' full evaluations differ ({', '.join(map(str, tops))} epochs); "
+                        "their costs are not on one scale")
+    out = []
+    for r, k in zip(results, n):
+        if "cost" in r.trajectory:  # multi-fidelity: the schedule is the same for every seed
+            out.append(r.trajectory["cost"][0] / tops[0])
+        else:
+            out.append(np.arange(1, k + 1, dtype=np.float64))
+    return out
+
+
+def draw(results: list[SearchResult], ax, labels: list[str] | None = None, x: str | None = None) -> None:
     """Median best-so-far test value per query with interquartile bands, log x, onto matplotlib ``ax``.
 
-    Axis and legend say what is drawn; a benchmark, search or test metric that
-    differs between runs is named per run in the legend and in the title.
+    ``x``: ``queries`` or ``cost`` (cumulative epochs in full evaluations, which puts multi-fidelity runs
+    beside single-fidelity ones; default ``default_x``). Axis and legend say what is drawn; a benchmark,
+    search or test metric that differs between runs is named per run in the legend and in the title.
     """
     if not results:
         raise JnasError("plot: got no results, expected at least one")
@@ -167,6 +204,8 @@ def draw(results: list[SearchResult], ax, labels: list[str] | None = None) -> No
         raise JnasError(f"labels: got {len(labels)} for {len(results)} results, expected one per result")
     if _kind(results):
         return draw_regret(results, ax, labels)
+    x = x or default_x(results)
+    xs = x_values(results, x)
     diff = _differing(results)
     labels = list(labels or [r.summary["strategy"] for r in results])
     for i, r in enumerate(results):
@@ -175,16 +214,18 @@ def draw(results: list[SearchResult], ax, labels: list[str] | None = None) -> No
             own.append(f"{r.summary['test_metric']} of best-by-{r.summary['search_metric']}")
         if own:
             labels[i] += f" ({', '.join(own)})"
-    for r, label in zip(results, labels):
+    for r, label, xr in zip(results, labels, xs):
         y = r.trajectory["best_test"]
-        x = np.arange(1, y.shape[1] + 1)
         with warnings.catch_warnings():  # queries before any seed has a finite value are gaps, not noise
             warnings.simplefilter("ignore", RuntimeWarning)
             q1, median, q3 = np.nanpercentile(y, [25, 50, 75], axis=0)
-        (ln,) = ax.plot(x, median, label=label)
-        ax.fill_between(x, q1, q3, color=ln.get_color(), alpha=0.2, linewidth=0)
+        (ln,) = ax.plot(xr, median, label=label, drawstyle="steps-post")
+        ax.fill_between(xr, q1, q3, color=ln.get_color(), alpha=0.2, linewidth=0, step="post")
     ax.set_xscale("log")
-    ax.set_xlabel("queries")
+    if x == "cost":
+        ax.set_xlabel(f"cost (full evaluations of {results[0].summary['max_fidelity']} epochs)")
+    else:
+        ax.set_xlabel("queries")
     s = results[0].summary
     test = "test metric (per run)" if "test_metric" in diff else s["test_metric"]
     search = "search metric (per run)" if "search_metric" in diff else s["search_metric"]
@@ -244,8 +285,10 @@ def draw_front(result: SearchResult, ax, seed: int = 0, label: str | None = None
     ax.legend()
 
 
-def plot(results: list[SearchResult], path: str | Path, labels: list[str] | None = None) -> Path:
-    """``draw`` the runs and save the figure to ``path`` (format from its suffix); returns the path.
+def plot(results: list[SearchResult], path: str | Path, labels: list[str] | None = None,
+         x: str | None = None) -> Path:
+    """``draw`` the runs (``x``: ``queries`` or ``cost``) and save the figure to ``path`` (format from its
+    suffix); returns the path.
 
     Multi-objective runs: hypervolume-regret curves, and beside them the first run's seed-0 front
     against the true front.
@@ -253,6 +296,12 @@ def plot(results: list[SearchResult], path: str | Path, labels: list[str] | None
     from matplotlib.figure import Figure
 
     path = check_writable_plot(path)
+    if x is not None and x not in X_AXES:
+        raise JnasError(f"--x: got {x!r}, expected one of {', '.join(X_AXES)}")
+    if x == "cost" and _kind(results):
+        raise JnasError("--x cost: multi-objective runs are drawn against queries")
+    if x == "cost" or not _kind(results):
+        x_values(results, x or default_x(results))  # refuse before drawing anything
     if _kind(results):
         fig = Figure(figsize=(12, 4.5))
         left, right = fig.subplots(1, 2)
@@ -260,7 +309,7 @@ def plot(results: list[SearchResult], path: str | Path, labels: list[str] | None
         draw_front(results[0], right, label=None if labels is None else labels[0])
     else:
         fig = Figure(figsize=(7, 4.5))
-        draw(results, fig.subplots(), labels)
+        draw(results, fig.subplots(), labels, x)
     fig.tight_layout()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
