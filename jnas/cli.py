@@ -115,12 +115,26 @@ def cmd_search(args) -> int:
         results.append(res)
         done = "read back (the run was already complete)" if res.origin == "read" else "wrote"
         print(f"{done} {folder}/summary.json", file=sys.stderr)
+        if args.resample:
+            _resample(res, plan.benchmark, args.resample, folder)
     print(table(results))
     if args.plot:
         from jnas.runs.compare import plot
 
         print(f"plot: {plot(results, args.plot)}", file=sys.stderr)
     return 0
+
+
+def _resample(result, evaluator, n: int, folder) -> None:
+    """Train ``n`` fresh networks of each seed's recommended generator configuration; print mean ± SE."""
+    from jnas.runs.resample import RESAMPLE_FILE, resample_run
+
+    for s, rec in enumerate(resample_run(result, evaluator, n, folder)):
+        se = "" if rec["test_acc_se"] is None else f" ± {rec['test_acc_se']:.2f}"
+        mean = "-" if rec["test_acc_mean"] is None else f"{rec['test_acc_mean']:.2f}{se}"
+        print(f"seed {s}: {rec['arch']}: test acc over {rec['n']} fresh networks ({rec['epochs']} epochs): "
+              f"{mean} %, {rec['failed']} failed", file=sys.stderr)
+    print(f"wrote {folder}/{RESAMPLE_FILE}", file=sys.stderr)
 
 
 def _objectives_flag(text: str | None):
@@ -132,7 +146,7 @@ def _objectives_flag(text: str | None):
 
 #: ``jnas search`` flags that only a training search reads, with their defaults
 _TRAIN_FLAGS = {"space": None, "data": "cifar10_subset", "epochs": None, "model": None, "config": None,
-                "valid_size": "0.1", "train_seed": 0}
+                "valid_size": "0.1", "train_seed": 0, "resample": None}
 
 
 def _search_target(args):
@@ -171,6 +185,17 @@ def _search_target(args):
     if args.fidelity is not None and not 1 <= args.fidelity <= args.epochs:
         raise JnasError(f"--fidelity: got {args.fidelity}, expected 1..{args.epochs} (at most --epochs, "
                         "the schedule trained)")
+    if args.resample is not None:
+        from jnas.spaces import get_space
+
+        if args.resample < 1:
+            raise JnasError(f"--resample: got {args.resample}, expected a positive integer (networks per "
+                            "recommended configuration)")
+        if not get_space(args.space).generated:
+            raise JnasError(f"--resample: space {args.space!r} has one network per architecture; resampling draws "
+                            "fresh networks from a generator (--space nago or rnag)")
+        if args.objectives is not None:
+            raise JnasError("--resample: a multi-objective search recommends a front, not one configuration")
     return _training_evaluator(args)
 
 
@@ -543,6 +568,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--valid-size", default="0.1",
                     help="held-out part of the training set searched on: a fraction (default 0.1) or a count")
     tr.add_argument("--train-seed", type=int, default=0, help="seed of every network's training run")
+    tr.add_argument("--resample", type=int, default=None, metavar="N",
+                    help="after the search, train N fresh networks drawn from each seed's recommended generator "
+                         "configuration (nago, rnag) to the final schedule and report test accuracy mean ± SE "
+                         "(NAGO's protocol); written to resample.json")
     s.set_defaults(func=cmd_search)
 
     c = sub.add_parser("compare", help="table and curves of result folders")

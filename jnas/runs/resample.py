@@ -144,4 +144,53 @@ def resample(evaluator, arch, n, epochs: int | None = None, seed0: int | None = 
     }
 
 
-__all__ = ["resample"]
+RESAMPLE_FILE = "resample.json"
+
+
+def recommended(result) -> list[str]:
+    """Each seed's recommended configuration of a training search (string form): its best query by the search
+    metric (at the top fidelity for a multi-fidelity run; the first of ties)."""
+    t = result.trajectory
+    vals = np.asarray(t["value"], np.float64)
+    if "fidelity" in t:
+        vals = np.where(t["fidelity"] == result.summary["max_fidelity"], vals, np.nan)
+    best = np.asarray(t["best_search"])[:, -1]
+    out = []
+    for s in range(vals.shape[0]):
+        hit = np.flatnonzero(vals[s] == best[s])
+        if not len(hit):
+            raise JnasError(f"resample: seed {s} of the search has no successful evaluation to resample")
+        out.append(str(t["arch"][s, hit[0]]))
+    return out
+
+
+def resample_run(result, evaluator, n, out=None, progress=None) -> list[dict]:
+    """``resample`` every seed's recommended configuration of a finished training search ``n`` times.
+
+    With ``out`` (the search's result folder) the records are written to
+    ``resample.json`` (NaN as ``null``); a file already there for the same
+    configurations, ``n`` and epochs is read back instead of training again.
+    """
+    import json
+    from pathlib import Path
+
+    archs = recommended(result)
+    path = None if out is None else Path(out) / RESAMPLE_FILE
+    if path is not None and path.is_file():
+        try:
+            old = json.loads(path.read_text())
+        except (OSError, ValueError):
+            old = None
+        if (isinstance(old, list) and [r.get("arch") for r in old] == archs and all(
+                r.get("n") == n and r.get("epochs") == evaluator.config.epochs for r in old)):
+            return old
+    records = [resample(evaluator, a, n, progress=progress) for a in archs]
+    clean = [{k: ([None if isinstance(x, float) and not math.isfinite(x) else x for x in v]
+                  if isinstance(v, list) and k in ("valid_acc", "test_acc") else v)
+              for k, v in r.items()} for r in records]
+    if path is not None:
+        path.write_text(json.dumps(clean, indent=1) + "\n")
+    return clean
+
+
+__all__ = ["RESAMPLE_FILE", "recommended", "resample", "resample_run"]
