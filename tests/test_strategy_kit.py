@@ -245,6 +245,13 @@ def test_a_strategy_without_failure_option_ignores_values(bench):
 # ----- every registered strategy still scans ----------------------------------------------------------
 @pytest.mark.parametrize("name", names())
 def test_every_registered_strategy_runs_a_tiny_scan(bench, name):
+    if get_strategy(name).multi_fidelity:  # needs a metric with fidelities: NB201's 12- and 200-epoch columns
+        nb = get_benchmark("nb201/cifar10")
+        s = make_strategy(name, nb.space, 6, fidelities=(12, 200), **TINY.get(name, {}))
+        rec = run_tabular(s, nb, 2, ("valid_acc", 200), seed0=3)
+        assert rec.rows.shape == rec.fidelity.shape == (2, s.n_queries) and (rec.rows >= 0).all()
+        assert np.isfinite(rec.values).all() and set(rec.fidelity.ravel().tolist()) == {12, 200}
+        return
     multi = get_strategy(name).objectives == "multi"  # two objectives: the search metric and latency
     s = make_strategy(name, bench.space, 6, n_objectives=2 if multi else 1, **TINY.get(name, {}))
     keys = (bench.search_metric, ("latency", None)) if multi else None
