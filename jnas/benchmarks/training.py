@@ -17,6 +17,13 @@ asked for (``query(..., metric="test_acc")`` or ``test_value``, which a
 search calls after it has finished); with ``checkpoint_dir`` that reuses the
 finished run's weights instead of training again.
 
+Besides accuracies and loss, each record holds ``memory``: the activation
+memory per image of the trained network in MB (10^6 bytes),
+``jnas.models.cost.activation_bytes_per_image`` at the training images' shape
+(NAGO's "memory consumption per image", lower is better). It is counted once
+per trained network from one traced forward pass (no compilation, no test
+data); for a generated space (``nago``) it is the sampled network's.
+
 A run whose loss turns NaN/inf, or that raises, is a *failure*: its values are
 NaN, it is listed in ``failures`` and the evaluator carries on. Everything
 evaluated so far is in ``history``. ``query`` is a plain Python callable over a
@@ -37,6 +44,7 @@ from flax import nnx
 
 from jnas.benchmarks.protocol import unbatch
 from jnas.errors import JnasError, bad_argument, check_int, first_line
+from jnas.models.cost import activation_bytes_per_image
 from jnas.spaces import Space, get_space
 from jnas.train.loop import CheckpointMismatch, TrainingDiverged, pixel_stats, train
 from jnas.train.optim import TrainConfig
@@ -44,6 +52,9 @@ from jnas.train.sharding import check_divisible, make_mesh
 
 # metric -> (description, unit, higher_is_better)
 METRICS = {
+    "memory": ("activation memory per image of the trained network: bytes of every image-dependent array one "
+               "unfused inference pass writes (jnas.models.cost.activation_bytes_per_image; NAGO's sample memory)",
+               "MB", False),
     "test_acc": ("test accuracy after the last epoch (BatchNorm running averages)", "%", True),
     "valid_acc": ("accuracy on the held-out part of the training set after the last epoch", "%", True),
     "train_acc": ("training accuracy over the last epoch's augmented batches", "%", True),
@@ -185,8 +196,8 @@ class TrainingEvaluator:
     def query(self, archs, metric: str | None = None, fidelity: int | None = None) -> np.ndarray:
         """Train every architecture of the batch ``archs`` (leading axis) and return ``float64 [B]`` values.
 
-        ``metric``: ``test_acc``/``train_acc``/``valid_acc`` (percent) or ``train_loss``
-        (``None``: ``search_metric``);
+        ``metric``: ``test_acc``/``train_acc``/``valid_acc`` (percent), ``train_loss`` or
+        ``memory`` (MB per image) (``None``: ``search_metric``);
         ``fidelity``: training epochs (default ``config.epochs``). Failed runs give NaN.
         """
         metric, epochs = self.resolve(metric, fidelity)
@@ -200,10 +211,11 @@ class TrainingEvaluator:
         ``failed``), ``reason`` (why it failed, else ``None``), ``test_acc``
         and ``test_loss`` (NaN unless ``test``: the test set is evaluated only
         when asked), ``valid_acc`` (NaN without a validation split),
-        ``train_acc``, ``train_loss``, ``params`` and ``wall_seconds``; metric
-        values are NaN for a failed run. A repeated call is answered from a
-        cache; asking for ``test`` of a run trained without it evaluates the
-        test set then (from the run's checkpoint when there is one).
+        ``train_acc``, ``train_loss``, ``memory`` (activation MB per image),
+        ``params`` and ``wall_seconds``; metric values are NaN for a failed
+        run. A repeated call is answered from a cache; asking for ``test`` of a
+        run trained without it evaluates the test set then (from the run's
+        checkpoint when there is one).
         """
         _, epochs = self.resolve("train_acc", epochs)
         arch = jax.tree.map(np.asarray, arch)
@@ -300,6 +312,7 @@ class TrainingEvaluator:
             "train_acc": nan,
             "train_loss": nan,
             "test_loss": nan,
+            "memory": nan,
             "params": None,
             "wall_seconds": nan,
         }
@@ -330,6 +343,7 @@ class TrainingEvaluator:
                           "num_classes": self.num_classes, "valid_size": self.valid_size,
                           "model_options": self.model_options},
             )
+            memory = activation_bytes_per_image(model, self._train_data[0].shape[1:]) / 1e6
         except CheckpointMismatch:
             raise  # a stale checkpoint of another run is the user's problem to see, not a failed network
         except TrainingDiverged as e:
@@ -345,6 +359,7 @@ class TrainingEvaluator:
             train_acc=result.train_acc,
             train_loss=result.train_loss,
             test_loss=result.test_loss,
+            memory=memory,
             params=result.params,
             wall_seconds=result.wall_seconds,
         )

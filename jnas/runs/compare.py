@@ -10,6 +10,7 @@ import numpy as np
 
 from jnas.errors import JnasError
 from jnas.runs.results import SearchResult, load_result
+from jnas.runs.trajectory import mean_se
 
 COLUMNS = (
     ("benchmark", "benchmark", "{}"),
@@ -38,11 +39,51 @@ MO_COLUMNS = (
 
 
 def _kind(results: list[SearchResult]) -> bool:
-    """Whether the results are multi-objective; a mix of both kinds is refused."""
+    """Whether the results are multi-objective; a mix of both kinds is refused, and so is a mix of
+    multi-objective runs on a table (with a true front) and by training (without one)."""
     multi = {r.multi_objective for r in results}
     if len(multi) > 1:
         raise JnasError("DIR: the folders mix single- and multi-objective runs; compare each kind on its own")
+    if multi == {True} and len({_has_true_front(r) for r in results}) > 1:
+        raise JnasError("DIR: the folders mix multi-objective runs on a table (true front) and by training (no "
+                        "true front); their hypervolumes are not on one scale: compare each kind on its own")
     return multi == {True}
+
+
+def _has_true_front(result: SearchResult) -> bool:
+    """Whether a multi-objective run knows its true front (a table run), not a training run's own range."""
+    return result.summary.get("true_front", True)
+
+
+def _no_true_front(results: list[SearchResult]) -> bool:
+    """Whether the results are multi-objective runs without a true front (training; ``_kind`` checks the mix)."""
+    return _kind(results) and not _has_true_front(results[0])
+
+
+def shared_hypervolumes(results: list[SearchResult]) -> tuple[list[np.ndarray], str]:
+    """Runs without a true front, on one scale: per run ``float[seeds]`` final normalised hypervolume of each
+    seed's evaluations, with the ideal and reference point (``jnas.runs.multiobjective.run_bounds``) of the
+    evaluations of *all* the runs, and a line saying so. Runs of different objectives keep their own scale."""
+    from jnas.metrics import pareto
+    from jnas.runs.multiobjective import run_bounds
+
+    own = [r.trajectory["hypervolume"][:, -1] for r in results]
+    if len(results) == 1:
+        return own, ("hypervolume: normalised by the ideal and reference point of the run's own evaluations "
+                     "(no true front)")
+    if len({(tuple(r.summary["objectives"]), tuple(r.summary["directions"])) for r in results}) > 1:
+        return own, ("hypervolume: each run normalised by its own evaluations (no true front; the objectives "
+                     "differ): not on one scale")
+    signs = np.array([1.0 if d == "max" else -1.0 for d in results[0].summary["directions"]])
+    ys = [r.trajectory["values"] * signs for r in results]
+    lo, hi = run_bounds(np.concatenate([y.reshape(-1, y.shape[-1]) for y in ys]))
+    out = []
+    for y in ys:
+        ok = np.isfinite(y).all(axis=2)
+        out.append(np.array([float(pareto.normalised_hypervolume(np.where(ok[s, :, None], y[s], 0.0), lo, hi,
+                                                                 ok[s])) for s in range(y.shape[0])]))
+    return out, (f"hypervolume: normalised by the ideal and reference point of all {len(results)} runs' "
+                 "evaluations (no true front; jnas.runs.multiobjective.run_bounds)")
 
 
 def _mean_se(s: dict, key: str, digits: int) -> str:
@@ -55,11 +96,14 @@ def table(results: list[SearchResult], labels: list[str] | None = None) -> str:
     ``labels`` (e.g. ``folder_labels``) open each row in a ``run`` column when two results share a
     strategy name (``bo`` and ``bo`` with ``encoding=path``), so the rows can be told apart.
     Multi-objective runs get their own columns: normalised hypervolume, hypervolume regret and the
-    test hypervolume of the same queries.
+    test hypervolume of the same queries. Runs without a true front (training) show ``-`` for the last
+    two, their hypervolumes on the scale of all the compared runs' evaluations (``shared_hypervolumes``),
+    and a last line saying how they were normalised.
     """
     multi = _kind(results)
     columns = MO_COLUMNS if multi else COLUMNS
     named = labels is not None and len({r.summary["strategy"] for r in results}) < len(results)
+    shared, note = shared_hypervolumes(results) if _no_true_front(results) else (None, None)
     rows = []
     for i, r in enumerate(results):
         s = r.summary
@@ -67,12 +111,16 @@ def table(results: list[SearchResult], labels: list[str] | None = None) -> str:
         for head, key, fmt in columns:
             if head == "objectives":
                 row.append(",".join(s["objectives"]))
+            elif head == "hypervolume" and shared is not None:
+                m, se = mean_se(shared[i])
+                row.append(f"{m:.4f} ± {se:.4f}")
             elif head == "hypervolume":
                 row.append(_mean_se(s, "final_hypervolume", 4))
-            elif head == "hv regret":
-                row.append(_mean_se(s, "final_hv_regret", 4))
+            elif head == "hv regret":  # null without a true front (training)
+                row.append("-" if s["final_hv_regret_mean"] is None else _mean_se(s, "final_hv_regret", 4))
             elif head == "test hv":
-                row.append(_mean_se(s, "final_test_hypervolume", 4))
+                known = s.get("final_test_hypervolume_mean") is not None
+                row.append(_mean_se(s, "final_test_hypervolume", 4) if known else "-")
             elif head == "test acc %":
                 row.append(f"{s['final_test_mean']:.2f} ± {s['final_test_se']:.2f}")
             elif head == "regret pp":
@@ -84,7 +132,8 @@ def table(results: list[SearchResult], labels: list[str] | None = None) -> str:
     heads = (["run"] if named else []) + [c[0] for c in columns]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(heads)]
     line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths))  # noqa: E731
-    return "\n".join([line(heads), line(["-" * w for w in widths])] + [line(r) for r in rows])
+    return "\n".join([line(heads), line(["-" * w for w in widths])] + [line(r) for r in rows]
+                     + ([note] if note else []))
 
 
 # What must match for runs to be compared on one scale: (summary key, words for messages).
@@ -202,6 +251,8 @@ def draw(results: list[SearchResult], ax, labels: list[str] | None = None, x: st
         raise JnasError("plot: got no results, expected at least one")
     if labels is not None and len(labels) != len(results):
         raise JnasError(f"labels: got {len(labels)} for {len(results)} results, expected one per result")
+    if _no_true_front(results):
+        return draw_fronts(results, ax, labels)
     if _kind(results):
         return draw_regret(results, ax, labels)
     x = x or default_x(results)
@@ -262,6 +313,34 @@ def draw_regret(results: list[SearchResult], ax, labels: list[str] | None = None
     ax.legend(title=BAND)
 
 
+def draw_fronts(results: list[SearchResult], ax, labels: list[str] | None = None) -> None:
+    """Multi-objective runs without a true front (training): every seed's final front of each run, first
+    objective against the second (e.g. validation accuracy against memory), one colour per run."""
+    diff = _differing(results)
+    if "search_metric" in diff:
+        raise JnasError(f"DIR: multi-objective runs differ in their objectives ({', '.join(diff['search_metric'])}); "
+                        "their fronts are not on one plane")
+    labels = list(labels or [r.summary["strategy"] for r in results])
+    for r, label in zip(results, labels):
+        color = None
+        for seed, front in enumerate(r.fronts):
+            pts = np.array([m["search"] for m in front], np.float64).reshape(-1, len(r.summary["objectives"]))
+            pts = pts[np.argsort(pts[:, 0])] if len(pts) else pts
+            n = len(r.fronts)
+            name = (f"{label}: fronts of {n} seeds" if n > 1 else f"{label}: front") if seed == 0 else None
+            (ln,) = ax.plot(pts[:, 0], pts[:, 1], "o-", ms=4, lw=0.8, alpha=0.8, color=color, label=name)
+            color = ln.get_color()
+    s = results[0].summary
+    units = s.get("units") or [""] * len(s["objectives"])
+    for set_label, j in ((ax.set_xlabel, 0), (ax.set_ylabel, 1)):
+        unit = f", {units[j]}" if units[j] else ""
+        set_label(f"{s['objectives'][j]} ({s['directions'][j]}{unit})")
+    title = ", ".join(dict.fromkeys(r.summary["benchmark"] for r in results))
+    ax.set_title(f"{title}: final fronts (no true front)")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+
+
 def draw_front(result: SearchResult, ax, seed: int = 0, label: str | None = None) -> None:
     """Seed ``seed``'s final front (its search objectives) against the table's true front (first two objectives)."""
     from jnas.benchmarks import get_benchmark
@@ -291,7 +370,7 @@ def plot(results: list[SearchResult], path: str | Path, labels: list[str] | None
     suffix); returns the path.
 
     Multi-objective runs: hypervolume-regret curves, and beside them the first run's seed-0 front
-    against the true front.
+    against the true front; without a true front (training runs): the runs' final fronts (``draw_fronts``).
     """
     from matplotlib.figure import Figure
 
@@ -302,7 +381,10 @@ def plot(results: list[SearchResult], path: str | Path, labels: list[str] | None
         raise JnasError("--x cost: multi-objective runs are drawn against queries")
     if x == "cost" or not _kind(results):
         x_values(results, x or default_x(results))  # refuse before drawing anything
-    if _kind(results):
+    if _no_true_front(results):
+        fig = Figure(figsize=(7, 4.5))
+        draw_fronts(results, fig.subplots(), labels)
+    elif _kind(results):
         fig = Figure(figsize=(12, 4.5))
         left, right = fig.subplots(1, 2)
         draw(results, left, labels)

@@ -9,6 +9,12 @@ repeated, and the end result equals an uninterrupted run's.
 
 Keys follow ``run_tabular``: seed ``i`` uses ``key(seed0 + i, impl)``, split
 into an init key and one key per step.
+
+A multi-objective search (``metric_key`` a tuple of ``(metric, fidelity)``
+keys, ``jnas.runs.runner.objective_keys``) runs the same way: each
+evaluation gives one value per objective, all read from the same journal
+entry (which keeps every non-test metric), and the strategy is told them with
+their signs (every objective maximised), as ``run_tabular`` does.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import numpy as np
 
 from jnas.errors import JnasError
 from jnas.runs.journal import Journal
-from jnas.runs.runner import _split, seed_keys
+from jnas.runs.runner import _split, is_multi, objective_keys, seed_keys
 from jnas.runs.trajectory import best_so_far
 from jnas.strategies.base import Strategy
 
@@ -34,8 +40,8 @@ class LoopRecord:
 
     archs: list[list]  # the queried architectures (pytrees), [seed][query]
     texts: np.ndarray  # str: their string forms
-    values: np.ndarray  # float64: search-metric values (NaN = failed)
-    failed: np.ndarray  # bool: the evaluation failed
+    values: np.ndarray  # float64: search-metric values (NaN = failed); multi-objective: [seeds, budget, M]
+    failed: np.ndarray  # bool: the evaluation failed (multi-objective: any objective is not finite)
     wall_seconds: float  # evaluation time (journaled ones included) plus this session's search overhead
     resumed: int  # evaluations answered from the journal
     fidelity: np.ndarray  # int: the fidelity each query was evaluated at (epochs; -1 for none)
@@ -54,7 +60,7 @@ def run_journaled(
     strategy: Strategy,
     evaluator,
     seeds: int,
-    metric_key: tuple[str, int | None],
+    metric_key: tuple,
     seed0: int = 0,
     prng: str = "hash",
     journal: Journal | None = None,
@@ -67,10 +73,20 @@ def run_journaled(
     an exception there is recorded as a failure too. Failed evaluations are
     told as NaN (the worst value) and the search goes on. ``progress`` gets
     ``{"done", "total", "arch", "best", "resumed"}`` after every evaluation.
+
+    ``metric_key``: one ``(metric, fidelity)``, or a tuple of them (all at one
+    fidelity) for a multi-objective search: values are then
+    ``float64[seeds, budget, M]`` as measured (a NaN row for a failure), each
+    objective told times its sign, and ``best`` in ``progress`` is that of the first objective.
     """
-    metric, top = metric_key
-    higher = evaluator.metrics[metric_key].higher_is_better
-    sign = 1.0 if higher else -1.0
+    objs = objective_keys(metric_key)
+    multi = is_multi(metric_key)
+    top = objs[0][1]
+    if any(k[1] != top for k in objs):
+        raise JnasError(f"objectives: got fidelities {[k[1] for k in objs]}, expected one fidelity for every "
+                        "objective (one evaluation measures them all)")
+    signs = np.array([1.0 if evaluator.metrics[k].higher_is_better else -1.0 for k in objs])
+    sign = signs[0]
     space = evaluator.space
     bs, budget = strategy.batch_size, strategy.n_queries
     n_steps = strategy.n_steps
@@ -79,7 +95,7 @@ def run_journaled(
     entries = journal.load() if journal is not None else {}
     ask, tell, init = jax.jit(strategy.ask), jax.jit(strategy.tell), jax.jit(strategy.init)
     keys = seed_keys(seeds, seed0, prng)
-    values = np.full((seeds, budget), np.nan)
+    values = np.full((seeds, budget, len(objs)) if multi else (seeds, budget), np.nan)
     failed = np.zeros((seeds, budget), bool)
     texts = np.full((seeds, budget), "", dtype=object)
     archs_out: list[list] = [[None] * budget for _ in range(seeds)]
@@ -93,7 +109,7 @@ def run_journaled(
         for t in range(n_steps):
             archs, state = ask(state, k_steps[t])
             batch = _unbatch(archs, bs)
-            told = np.full(bs, np.nan)
+            told = np.full((bs, len(objs)) if multi else bs, np.nan)
             for i, arch in enumerate(batch):
                 q = t * bs + i
                 if q >= budget:  # the last batch may run past the budget: those are never evaluated
@@ -114,14 +130,17 @@ def run_journaled(
                     new_seconds.append(entry["wall_seconds"])
                     if journal is not None:
                         journal.append(entry)
-                v = _entry_value(entry, metric)
+                v = np.array([_entry_value(entry, k[0]) for k in objs])
                 wall += float(entry.get("wall_seconds") or 0.0)
-                values[s, q], failed[s, q] = v, entry.get("status") != "ok" or not np.isfinite(v)
+                failed[s, q] = entry.get("status") != "ok" or not np.isfinite(v).all()
+                if multi and failed[s, q]:  # a failure is a whole row of NaN: no objective of it is told
+                    v = np.full(len(objs), np.nan)
+                values[s, q] = v if multi else v[0]
                 texts[s, q], archs_out[s][q] = text, arch
-                told[i] = sign * v
+                told[i] = signs * v if multi else sign * v[0]
                 done += 1
-                if np.isfinite(v) and (best is None or sign * v > sign * best):
-                    best = v
+                if np.isfinite(v[0]) and (best is None or sign * v[0] > sign * best):
+                    best = float(v[0])
                 if progress:
                     progress({"done": done, "total": seeds * budget, "arch": text, "best": best,
                               "resumed": resumed})

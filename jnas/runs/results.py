@@ -186,6 +186,10 @@ TRAJECTORY_KEYS = ("index", "value", "best_search", "best_test")
 # a multi-objective run (summary key "objectives"; jnas.runs.multiobjective)
 MO_TRAJECTORY_KEYS = ("index", "values", "hypervolume", "hv_regret", "test_hypervolume")
 _MO_NUMBER_KEYS = ("final_hypervolume_mean", "final_hv_regret_mean", "final_hv_regret_se", "wall_seconds")
+# a multi-objective training run (summary "true_front": false): no table, so no regret and no test metric
+MO_LOOP_TRAJECTORY_KEYS = ("index", "values", "hypervolume")
+_MO_LOOP_NUMBER_KEYS = ("final_hypervolume_mean", "final_hypervolume_se", "wall_seconds")
+_MO_LOOP_NULL_KEYS = ("final_hv_regret_mean", "final_hv_regret_se", "test_metric")
 FRONT_FILE = "front.json"
 
 
@@ -195,6 +199,10 @@ def load_result(folder: str | Path) -> SearchResult:
     A damaged or incomplete folder (invalid JSON, a missing or mistyped
     summary key, an unreadable ``trajectory.npz``, a missing array, arrays
     not shaped ``[seeds, budget]``) raises one ``JnasError`` naming the file.
+    A multi-objective run by training (``"true_front": false``;
+    ``jnas.runs.multiobjective.summarise_loop_multi``) must have null regret
+    and test metric and holds ``MO_LOOP_TRAJECTORY_KEYS``; any other run must
+    have numbers there.
     """
     folder = Path(folder)
     s, t = folder / "summary.json", folder / "trajectory.npz"
@@ -202,7 +210,9 @@ def load_result(folder: str | Path) -> SearchResult:
         raise JnasError(f"DIR: {str(folder)!r} is not a jnas result folder (expected summary.json and trajectory.npz)")
     summary = _read_summary(s)
     multi = "objectives" in summary
-    names = MO_TRAJECTORY_KEYS if multi else TRAJECTORY_KEYS
+    names = TRAJECTORY_KEYS
+    if multi:
+        names = MO_TRAJECTORY_KEYS if summary.get("true_front", True) else MO_LOOP_TRAJECTORY_KEYS
     traj = _read_trajectory(t, names)
     shape = (summary["seeds"], summary.get("queries", summary["budget"]))
     for k in names:
@@ -246,13 +256,24 @@ def _read_summary(path: Path) -> dict:
                       and all(isinstance(o, str) for o in summary["objectives"])):
         raise JnasError(f"{path}: key 'objectives' is {summary['objectives']!r}, expected a list of two or more "
                         "metric names")
+    # only a multi-objective run without a table (training) has no true front, hence null regret
+    true_front = summary.get("true_front", True)  # folders of table runs written before the key existed: True
+    if multi and not isinstance(true_front, bool):
+        raise JnasError(f"{path}: key 'true_front' is {true_front!r}, expected true or false")
+    no_front = multi and not true_front
+    if no_front:
+        kinds = ((_MO_LOOP_NUMBER_KEYS, is_number, "a number"),
+                 (_MO_LOOP_NULL_KEYS, lambda v: v is None, "null (no true front: a run without a table)"))
+    elif multi:
+        kinds = ((_MO_NUMBER_KEYS, is_number, "a number"),)
+    else:
+        kinds = ((_NUMBER_KEYS, is_number, "a number"),
+                 (_OPTIONAL_NUMBER_KEYS, lambda v: v is None or is_number(v), "a number or null"))
+    text_keys = tuple(k for k in _TEXT_KEYS if not (no_front and k in _MO_LOOP_NULL_KEYS))
     for keys, ok, expected in (
-        (_TEXT_KEYS, lambda v: isinstance(v, str), "a string"),
+        (text_keys, lambda v: isinstance(v, str), "a string"),
         (_COUNT_KEYS, lambda v: is_int(v) and v >= 1, "a positive integer"),
-        *(((_MO_NUMBER_KEYS, is_number, "a number"),) if multi else (
-            (_NUMBER_KEYS, is_number, "a number"),
-            (_OPTIONAL_NUMBER_KEYS, lambda v: v is None or is_number(v), "a number or null"),
-        )),
+        *kinds,
     ):
         for k in keys:
             if k not in summary:

@@ -140,16 +140,22 @@ def _plan_multi(bench, cls, strategy, budget, seeds, metric, fidelity, options, 
     if metric is not None or fidelity is not None:
         raise JnasError("objectives: give --objectives or --metric/--fidelity, not both (each objective names "
                         "its own fidelity, e.g. valid_acc@200)")
-    if not isinstance(bench, TabularBenchmark):
-        raise JnasError(f"objectives: a multi-objective search needs a table benchmark (its true front), "
-                        f"got {bench.name!r}")
+    table = isinstance(bench, TabularBenchmark)
+    if not table:
+        from jnas.benchmarks.training import TrainingEvaluator  # only here: it imports flax
+
+        if not isinstance(bench, TrainingEvaluator):
+            raise JnasError(f"objectives: a multi-objective search needs a table benchmark (its true front) or a "
+                            f"training evaluator, got {bench.name!r}")
     if cls.objectives == "single":
         multi = ", ".join(n for n in names() if get_strategy(n).objectives != "single")
         raise JnasError(f"objectives: strategy {cls.name!r} optimises one objective; multi-objective strategies: "
                         f"{multi}")
     keys = parse_objectives(bench, objectives, allow_test_metric)
-    strat = make_strategy(strategy, bench.space, budget, n_objectives=len(keys),
-                          known_objectives=known_objectives(bench, keys), **(options or {}))
+    # a training evaluator measures every objective of a network (its memory too): nothing is known beforehand
+    known = known_objectives(bench, keys) if table else {}
+    strat = make_strategy(strategy, bench.space, budget, n_objectives=len(keys), known_objectives=known,
+                          **(options or {}))
     chunk = min(chunk or seeds, seeds)
     return SearchPlan(bench, strat, keys, seeds, seed0, prng, bool(float64), chunk, bool(allow_test_metric))
 
@@ -267,7 +273,8 @@ def _run_loop_plan(plan: SearchPlan, out, overwrite: bool, progress) -> SearchRe
 
     folder = journal = None
     if out is not None:
-        folder = ResultFolder(out, plan.spec, extra_files=(JOURNAL, "checkpoints"))
+        extra_files = (JOURNAL, "checkpoints", *((FRONT_FILE,) if plan.multi_objective else ()))
+        folder = ResultFolder(out, plan.spec, extra_files=extra_files)
         if folder.open(overwrite) == "done":
             return _read_back(folder)
         journal = Journal(folder.path / JOURNAL)
@@ -288,8 +295,13 @@ def _run_loop_plan(plan: SearchPlan, out, overwrite: bool, progress) -> SearchRe
         )
         raise Interrupted(f"interrupted: {plan.strategy.name} on {plan.benchmark.name}: {where}") from None
     extra = {"seed0": plan.seed0, "prng": plan.prng,
-             "search_uses_test_data": plan.benchmark.uses_test_data(plan.metric_key)}
-    result = summarise_loop(record, plan.benchmark, plan.strategy, plan.metric_key, extra=extra)
+             "search_uses_test_data": any(plan.benchmark.uses_test_data(k) for k in objective_keys(plan.metric_key))}
+    if plan.multi_objective:
+        from jnas.runs.multiobjective import summarise_loop_multi
+
+        result = summarise_loop_multi(record, plan.benchmark, plan.strategy, plan.metric_key, extra=extra)
+    else:
+        result = summarise_loop(record, plan.benchmark, plan.strategy, plan.metric_key, extra=extra)
     if folder is not None:
         result.save(folder.path)
     return result

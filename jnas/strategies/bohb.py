@@ -59,7 +59,7 @@ class BOHB(Hyperband):
         if sp.supports("decisions"):
             self._card = np.asarray(sp.decisions.cardinality, np.int32)
             self._continuous = False
-        elif sp.supports("unit_vector"):
+        elif callable(getattr(sp, "unit_vector", None)) and callable(getattr(sp, "from_unit", None)):
             self._card = np.zeros(int(sp.dim), np.int32)
             self._continuous = True
         else:
