@@ -4,9 +4,12 @@ import json
 
 import numpy as np
 import pytest
+from flax import nnx
+from test_training_evaluator import CFG, DATA, VALID, TinyNet
 from test_training_search import Counting
 
 from jnas.benchmarks import get_benchmark
+from jnas.benchmarks.training import TrainingEvaluator
 from jnas.errors import JnasError
 from jnas.runs import search
 from jnas.runs.journal import JOURNAL
@@ -165,3 +168,56 @@ def test_hyperband_trains_at_each_rungs_epochs_and_resumes_from_its_journal(tmp_
     assert cut.summary["resumed_evaluations"] == 3
     for k, v in whole.trajectory.items():
         np.testing.assert_array_equal(cut.trajectory[k], v, err_msg=k)
+
+
+class GeneratorEvaluator(TrainingEvaluator):
+    """A search over NAGO's generator hyperparameters with tiny stand-in networks: the network's width follows the
+    generator seed, so resampled networks differ; every training is recorded as (config, epochs, seed)."""
+
+    def __init__(self):
+        super().__init__("nago", DATA, config=CFG, builder=self._build, valid_size=VALID)
+        self.trained = []
+
+    def _build(self, space, arch, *, num_classes, rngs, seed=0, **options):
+        return TinyNet(num_classes=num_classes, rngs=nnx.Rngs(seed))
+
+    def _run(self, arch, text, epochs, test):
+        self.trained.append((text, epochs, self.model_options.get("seed", 0)))
+        return super()._run(arch, text, epochs, test)
+
+
+def test_generator_search_with_bohb_runs_resumes_and_resamples(tmp_path):
+    """NAGO's search end to end on tiny networks: bohb over ``nago`` with the training evaluator, killed and
+    resumed from its journal with nothing trained twice, then the recommended configuration resampled."""
+    from jnas.errors import Interrupted
+    from jnas.runs.resample import recommended, resample_run
+
+    def run(ev, out, progress=None):
+        return search(evaluator=ev, strategy="bohb", budget=3, seeds=1, options={"eta": 2, "min_fidelity": 1},
+                      out=out, progress=progress)
+
+    whole = run(GeneratorEvaluator(), tmp_path / "whole")
+    assert set(whole.trajectory["fidelity"][0].tolist()) == {1, 2} and whole.summary["space"] == "nago"
+
+    def stop_after_2(info):
+        if info["done"] == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted):
+        run(GeneratorEvaluator(), tmp_path / "cut", stop_after_2)
+    second = GeneratorEvaluator()
+    cut = run(second, tmp_path / "cut")
+    assert cut.summary["resumed_evaluations"] == 2
+    assert len(second.trained) == whole.summary["queries"] - 2 + 1  # the rest, and the test of the best
+    for k, v in whole.trajectory.items():
+        np.testing.assert_array_equal(cut.trajectory[k], v, err_msg=k)
+
+    best = recommended(cut)[0]
+    top = cut.trajectory["fidelity"][0] == 2
+    assert best in set(cut.trajectory["arch"][0][top])
+    ev = GeneratorEvaluator()
+    recs = resample_run(cut, ev, 2, tmp_path / "cut")
+    assert [(t, e, s) for t, e, s in ev.trained] == [(best, 2, 1), (best, 2, 2)]
+    assert recs[0]["seeds"] == [1, 2] and recs[0]["failed"] == 0
+    again = GeneratorEvaluator()
+    assert resample_run(cut, again, 2, tmp_path / "cut") == recs and again.trained == []  # read back
