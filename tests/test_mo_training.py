@@ -209,3 +209,19 @@ def test_null_regret_is_read_back_only_without_a_true_front(runs, tmp_path):
     (copy / "summary.json").write_text(json.dumps({**summary, "final_hv_regret_mean": 0.5}))
     with pytest.raises(JnasError, match="key 'final_hv_regret_mean' is 0.5, expected null"):
         load_result(copy)
+
+
+def test_mobo_searches_a_generator_space_through_its_relaxation(tmp_path):
+    """NAGO's MOBO over generator hyperparameters: ``nago`` has no categorical decisions, so mobo's surrogates
+    read its box relaxation (``unit_vector``); tiny stand-in networks whose width follows the configuration."""
+
+    def builder(space, arch, *, num_classes, rngs, seed=0, **options):
+        return WideNet(4 if int(np.asarray(arch)[0]) % 2 else 8, num_classes=num_classes, rngs=rngs)
+
+    ev = TrainingEvaluator("nago", DATA, config=CFG, builder=builder, valid_size=16)
+    r = search(evaluator=ev, strategy="mobo", budget=BUDGET, objectives=OBJ, options=TINY["mobo"],
+               out=tmp_path / "m")
+    vals = r.trajectory["values"][0]
+    assert vals.shape == (BUDGET, 2) and np.isfinite(vals).all()
+    assert len(set(r.trajectory["arch"][0].tolist())) > 1 and r.summary["space"] == "nago"
+    assert load_result(tmp_path / "m").fronts[0]

@@ -198,6 +198,16 @@ class GeneratorSpace(Space):
         u = jnp.clip(jnp.asarray(u, jnp.float32), 0.0, 1.0)
         return jnp.round(self._lo + u * (self._hi - self._lo)).astype(jnp.int16)
 
+    def relaxation(self):
+        """The hyperparameters rescaled to ``[0, 1]`` (``unit_vector``): every coordinate free (no one-hot
+        blocks); ``decode`` rounds to the nearest vector of the space (``from_unit``). What MOBO's surrogates
+        and LaNAS's regressors see."""
+        from jnas.spaces.base import Relaxation
+
+        dim = int(self.dim)
+        return Relaxation(dim, self.unit_vector, np.full(dim, -1, np.int32), np.zeros(0, np.float32),
+                          lambda key, x: self.from_unit(x))
+
     # ----- enumeration: not available ----------------------------------------------------
     def _not_enumerable(self, what: str):
         return NotEnumerableError(

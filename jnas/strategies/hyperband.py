@@ -122,7 +122,7 @@ def fidelity_options(eta_default: int) -> tuple[Option, ...]:
     return (
         Option("eta", int, eta_default, "an integer >= 2", lambda v: v >= 2,
                "η: each rung keeps the best 1/η of the rung below and trains them η times longer"),
-        Option("min_fidelity", int, 0, "an integer >= 0 (0: max(lowest offered, max_fidelity / eta**2))",
+        Option("min_fidelity", int, 0, "an integer >= 0 (0: max(lowest offered, top fidelity / eta**2))",
                lambda v: v >= 0, "lowest fidelity (epochs) of a rung (0: three rungs)"),
         failure_option(),
     )
