@@ -171,7 +171,7 @@ def test_figure_says_median_and_band_and_names_what_differs_per_run(runs):
 
 def test_compare_labels_clashing_folder_names_by_path(runs, tmp_path, monkeypatch):
     seen = {}
-    monkeypatch.setattr("jnas.runs.compare.plot", lambda results, path, labels: seen.setdefault("l", labels))
+    monkeypatch.setattr("jnas.runs.compare.plot", lambda results, path, labels, x=None: seen.setdefault("l", labels))
     shutil.copytree(runs / "rs", tmp_path / "x" / "rs")
     assert main(["compare", str(runs / "rs"), str(tmp_path / "x" / "rs"), "--plot", str(tmp_path / "c.png")]) == 0
     assert seen["l"] == [str(runs / "rs"), str(tmp_path / "x" / "rs")]

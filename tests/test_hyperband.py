@@ -221,3 +221,20 @@ def test_generator_search_with_bohb_runs_resumes_and_resamples(tmp_path):
     assert recs[0]["seeds"] == [1, 2] and recs[0]["failed"] == 0
     again = GeneratorEvaluator()
     assert resample_run(cut, again, 2, tmp_path / "cut") == recs and again.trained == []  # read back
+
+
+def test_compare_draws_against_cost_and_refuses_runs_without_one(hb_run, tmp_path):
+    from jnas.cli import main
+    from jnas.runs.compare import default_x, plot, x_values
+
+    rs = search("nb201/cifar10", "rs", 20, seeds=2)
+    assert default_x([hb_run, rs]) == "cost" and default_x([rs]) == "queries"
+    xh, xr = x_values([hb_run, rs], "cost")
+    np.testing.assert_allclose(xh, hb_run.trajectory["cost"][0] / 200)
+    np.testing.assert_array_equal(xr, np.arange(1, 21))
+    assert plot([hb_run, rs], tmp_path / "c.png", x="cost").is_file()
+    graph = search("nbgraph/cora", "rs", 5, seeds=1)
+    with pytest.raises(JnasError, match=r"--x cost: run rs on nbgraph/cora records no cost"):
+        plot([hb_run, graph], tmp_path / "d.png", x="cost")
+    hb_run.save(tmp_path / "hb")
+    assert main(["compare", str(tmp_path / "hb"), "--x", "cost"]) == 2  # --x without --plot
