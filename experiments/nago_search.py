@@ -36,7 +36,8 @@ Profiles:
 
 Runs are result folders under ``experiments/results/nago_runs/<profile>/``
 (not in git; every evaluation is journaled, so an interrupted study resumes).
-Writes ``experiments/results/nago_search_<profile>.json``.
+Writes ``experiments/results/nago_search_<profile>_<part>.json`` (one file per part, so
+the parts can run as separate processes).
 
     python experiments/nago_search.py [--profile cpu|gpu] [--part bohb mobo]
 """
@@ -148,16 +149,12 @@ def main() -> None:
     p = PROFILES[args.profile]
     data = subset(p)
     runs = HERE / "results" / "nago_runs" / args.profile
-    path = HERE / "results" / f"nago_search_{args.profile}.json"
-    out = json.loads(path.read_text()) if path.is_file() else {}
-    out.update({"profile": args.profile, "settings": p, "machine": cpu_model()})
-    if "bohb" in args.part:
-        out["bohb"] = part_bohb(p, data, runs)
-        path.write_text(json.dumps(out, indent=1) + "\n")
-    if "mobo" in args.part:
-        out["mobo"] = part_mobo(p, data, runs)
-        path.write_text(json.dumps(out, indent=1) + "\n")
-    print(f"wrote {path}")
+    for part, fn in (("bohb", part_bohb), ("mobo", part_mobo)):
+        if part in args.part:
+            out = {"profile": args.profile, "settings": p, "machine": cpu_model(), part: fn(p, data, runs)}
+            path = HERE / "results" / f"nago_search_{args.profile}_{part}.json"
+            path.write_text(json.dumps(out, indent=1) + "\n")
+            print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -112,6 +112,7 @@ def test_bohb_ends_below_random_search_at_equal_cost():
         (("nb201/cifar10", "hyperband", 50, {"eta": 1}), r"--set eta: got 1, expected an integer >= 2"),
         (("nb201/cifar10", "bohb", 50, {"min_fidelity": 5}), r"expected at least the lowest fidelity .*\(12\)"),
         (("nb201/cifar10", "bohb", 50, {"min_fidelity": 200}), r"expected less than the search metric's fidelity"),
+        (("nb201/cifar10", "hyperband", 50, {"min_fidelity": 50}), r"expected a fidelity the evaluator offers"),
         (("nb201/cifar10", "bohb", 50, {"gama": 0.2}), r"--set gama: unknown option"),
     ],
 )

@@ -143,6 +143,9 @@ class Hyperband(Strategy):
         if self.min_fidelity and self.min_fidelity < offered[0]:
             raise JnasError(f"--set min_fidelity: got {self.min_fidelity}, expected at least the lowest fidelity "
                             f"the evaluator offers ({offered[0]})")
+        if self.min_fidelity and self.min_fidelity not in offered:  # a table's few columns: rungs would snap below it
+            raise JnasError(f"--set min_fidelity: got {self.min_fidelity}, expected a fidelity the evaluator offers "
+                            f"({', '.join(map(str, offered))})")
         if low >= top:
             raise JnasError(f"--set min_fidelity: got {low:g}, expected less than the search metric's fidelity "
                             f"({top} epochs, a full evaluation)")
