@@ -146,7 +146,7 @@ def _objectives_flag(text: str | None):
 
 #: ``jnas search`` flags that only a training search reads, with their defaults
 _TRAIN_FLAGS = {"space": None, "data": "cifar10_subset", "epochs": None, "model": None, "config": None,
-                "valid_size": "0.1", "train_seed": 0, "resample": None}
+                "valid_size": "0.1", "train_seed": 0, "resample": None, "networks": 1}
 
 
 def _search_target(args):
@@ -215,7 +215,7 @@ def _training_evaluator(args):
     config = training_config(args.epochs, args.train_seed, overrides)
     checkpoints = Path(args.out) / "checkpoints"  # per strategy folder: set again by the runner
     return TrainingEvaluator(args.space, args.data, config=config, model_options=model, valid_size=valid,
-                             checkpoint_dir=checkpoints)
+                             checkpoint_dir=checkpoints, networks=args.networks)
 
 
 def _evaluation_bar(total: int, desc: str, enabled: bool):
@@ -568,6 +568,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--valid-size", default="0.1",
                     help="held-out part of the training set searched on: a fraction (default 0.1) or a count")
     tr.add_argument("--train-seed", type=int, default=0, help="seed of every network's training run")
+    tr.add_argument("--networks", type=int, default=1, metavar="N",
+                    help="networks drawn per configuration of a generator space (nago, rnag), metrics averaged "
+                         "(default 1, as NAGO's search)")
     tr.add_argument("--resample", type=int, default=None, metavar="N",
                     help="after the search, train N fresh networks drawn from each seed's recommended generator "
                          "configuration (nago, rnag) to the final schedule and report test accuracy mean ± SE "

@@ -182,9 +182,9 @@ class GeneratorEvaluator(TrainingEvaluator):
     def _build(self, space, arch, *, num_classes, rngs, seed=0, **options):
         return TinyNet(num_classes=num_classes, rngs=nnx.Rngs(seed))
 
-    def _run(self, arch, text, epochs, test):
+    def _run_one(self, arch, text, epochs, test):  # every network trained, on whichever copy trains it
         self.trained.append((text, epochs, self.model_options.get("seed", 0)))
-        return super()._run(arch, text, epochs, test)
+        return super()._run_one(arch, text, epochs, test)
 
 
 def test_generator_search_with_bohb_runs_resumes_and_resamples(tmp_path):
@@ -239,3 +239,19 @@ def test_compare_draws_against_cost_and_refuses_runs_without_one(hb_run, tmp_pat
         plot([hb_run, graph], tmp_path / "d.png", x="cost")
     hb_run.save(tmp_path / "hb")
     assert main(["compare", str(tmp_path / "hb"), "--x", "cost"]) == 2  # --x without --plot
+
+
+def test_several_networks_per_generator_configuration_are_averaged():
+    """``networks=2``: each configuration trains two networks (generator seeds 0 and 1, training seeds 0 and 1)
+    and records their mean; one failed network fails the configuration; a fixed-network space refuses."""
+    ev = GeneratorEvaluator()
+    one = ev.evaluate(np.asarray([4, 2, 100, 1, 50, 3, 2, 100], np.int16))
+    second = ev.reseeded(1, 1, "net1").evaluate(np.asarray([4, 2, 100, 1, 50, 3, 2, 100], np.int16))
+    both = GeneratorEvaluator()
+    both.networks = 2
+    rec = both.evaluate(np.asarray([4, 2, 100, 1, 50, 3, 2, 100], np.int16))
+    assert [s for _, _, s in both.trained] == [0, 1] and rec["networks"] == 2
+    for k in ("valid_acc", "train_loss", "memory"):
+        assert rec[k] == pytest.approx((one[k] + second[k]) / 2)
+    with pytest.raises(JnasError, match="networks: got 2, expected 1: space 'nb201' has one network"):
+        TrainingEvaluator("nb201", DATA, config=CFG, builder=lambda *a, **k: None, networks=2)

@@ -33,6 +33,7 @@ batch, so the Python-loop runner drives a search with it directly:
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from pathlib import Path
 from typing import Callable
@@ -83,6 +84,11 @@ class TrainingEvaluator:
         fraction in (0, 1) (default 0.1) or a count of examples (0: none; then
         ``valid_acc`` is unavailable and the default metric is ``test_acc``,
         which a search refuses unless told to allow test metrics).
+    networks: networks drawn per configuration of a generated space (``nago``,
+        ``rnag``; default 1, as NAGO's search): network ``i`` is drawn with
+        generator seed ``g + i`` (``g`` = ``model_options["seed"]``, default 0)
+        and trained with ``config.seed + i``; a configuration's record holds
+        the mean of their metrics (``status`` ``failed`` if any of them failed).
     """
 
     def __init__(
@@ -99,10 +105,15 @@ class TrainingEvaluator:
         mesh=None,
         on_epoch: Callable[[str, dict], None] | None = None,
         valid_size: int | float = 0.1,
+        networks: int = 1,
     ):
         self.space = get_space(space) if isinstance(space, str) else space
         if not isinstance(self.space, Space):
             raise bad_argument("space", space, "a space name or a jnas Space")
+        self.networks = check_int("networks", networks, 1, expected="a positive integer")
+        if self.networks > 1 and not self.space.generated:
+            raise bad_argument("networks", networks, f"1: space {self.space.name!r} has one network per "
+                               "architecture (several are drawn only from a generator such as nago or rnag)")
         if not isinstance(config, TrainConfig):
             raise bad_argument("config", type(config).__name__, "a TrainConfig")
         self.config = config
@@ -291,15 +302,39 @@ class TrainingEvaluator:
                 for m, (d, u, h) in METRICS.items()
                 if m != "valid_acc" or self.valid_size
             },
+            **({"networks": self.networks} if self.networks > 1 else {}),
             "evaluated": len(self.history),
             "failed": len(self.failures),
         }
+
+    def reseeded(self, generator_seed: int, train_seed: int, subdir: str) -> TrainingEvaluator:
+        """A copy drawing its networks with generator seed ``generator_seed`` (network option ``seed``) and
+        training them with ``config.seed = train_seed``, one network per configuration, with an empty cache
+        and history of its own and checkpoints under ``checkpoint_dir / subdir``."""
+        ev = copy.copy(self)
+        ev.config = self.config.replace(seed=train_seed)
+        ev.model_options = {**self.model_options, "seed": generator_seed}
+        ev.networks = 1
+        ev._cache, ev.history, ev.failures = {}, [], []
+        if self.checkpoint_dir is not None:
+            ev.checkpoint_dir = self.checkpoint_dir / subdir
+        return ev
 
     # ----- internals -------------------------------------------------------------
     def _unbatch(self, archs) -> list:
         return unbatch(self.space, archs)
 
     def _run(self, arch, text: str, epochs: int, test: bool) -> dict:
+        if self.networks == 1:
+            return self._run_one(arch, text, epochs, test)
+        g = self.model_options.get("seed", 0)
+        runs = [self._run_one(arch, text, epochs, test)] + [
+            self.reseeded(g + i, self.config.seed + i, f"net{i}")._run_one(arch, text, epochs, test)
+            for i in range(1, self.networks)
+        ]
+        return _average(runs)
+
+    def _run_one(self, arch, text: str, epochs: int, test: bool) -> dict:
         nan = float("nan")
         record = {
             "arch": text,
@@ -367,6 +402,25 @@ class TrainingEvaluator:
 
     def __repr__(self) -> str:
         return f"<training evaluator {self.name} ({len(self.history)} evaluated, {len(self.failures)} failed)>"
+
+
+def _average(runs: list[dict]) -> dict:
+    """One record for the networks of one configuration: metric means, summed wall time, ``failed`` (with the
+    first network's reason) if any network failed."""
+    out = dict(runs[0])
+    bad = [(i, r) for i, r in enumerate(runs) if r["status"] != "ok"]
+    if bad:
+        i, r = bad[0]
+        out.update({k: float("nan") for k in ("test_acc", "valid_acc", "train_acc", "train_loss", "test_loss",
+                                               "memory")}, status="failed", params=None,
+                   reason=f"network {i} of {len(runs)}: {r['reason']}")
+    else:
+        for k in ("test_acc", "valid_acc", "train_acc", "train_loss", "test_loss", "memory"):
+            out[k] = float(np.mean([r[k] for r in runs]))
+        out["params"] = int(round(np.mean([r["params"] for r in runs])))
+    out["wall_seconds"] = float(np.nansum([r["wall_seconds"] for r in runs]))
+    out["networks"] = len(runs)
+    return out
 
 
 __all__ = ["METRICS", "TrainingEvaluator"]

@@ -16,8 +16,9 @@ order. The search's networks are therefore all drawn with generator seed
 ``g = evaluator.model_options.get("seed", 0)``. Resampled network ``i``
 (``i = 0 .. n-1``) uses seed ``s = seed0 + i`` for both: its graphs are drawn
 with generator seed ``s`` and it is trained with ``TrainConfig.seed = s``
-(as ``jnas train --seed`` does). The default ``seed0 = g + 1`` gives seeds
-``g+1 .. g+n``, so the search's own network (generator seed ``g``) is never
+(as ``jnas train --seed`` does). The default ``seed0 = g + networks`` (``g + 1``
+for one network per configuration) gives seeds past the search's own, so
+the search's networks (generator seeds ``g .. g + networks - 1``) are never
 one of them; an explicit ``seed0`` with ``seed0 <= g < seed0 + n`` includes it.
 
 Each network is trained by a copy of the evaluator whose config and network
@@ -29,7 +30,6 @@ and, when the evaluator checkpoints, its own folder
 
 from __future__ import annotations
 
-import copy
 import math
 from typing import Callable
 
@@ -40,15 +40,7 @@ from jnas.errors import JnasError, bad_argument, check_int
 
 def _reseeded(evaluator, seed: int):
     """A copy of ``evaluator`` that draws and trains its networks with ``seed``, with an empty cache."""
-    ev = copy.copy(evaluator)
-    ev.config = evaluator.config.replace(seed=seed)
-    ev.model_options = {**evaluator.model_options, "seed": seed}
-    ev._cache = {}
-    ev.history = []
-    ev.failures = []
-    if evaluator.checkpoint_dir is not None:
-        ev.checkpoint_dir = evaluator.checkpoint_dir / "resample" / f"seed{seed}"
-    return ev
+    return evaluator.reseeded(seed, seed, f"resample/seed{seed}")
 
 
 def _stats(values: list[float]) -> tuple[float | None, float | None]:
@@ -98,7 +90,10 @@ def resample(evaluator, arch, n, epochs: int | None = None, seed0: int | None = 
     _, epochs = evaluator.resolve("train_acc", epochs)
     base = check_int("model_options seed", evaluator.model_options.get("seed", 0), 0,
                      expected="a non-negative integer")
-    seed0 = base + 1 if seed0 is None else check_int("seed0", seed0, 0, expected="None or a non-negative integer")
+    if seed0 is None:  # past the search's own networks (generator seeds base .. base + networks - 1)
+        seed0 = base + evaluator.networks
+    else:
+        seed0 = check_int("seed0", seed0, 0, expected="None or a non-negative integer")
     if progress is not None and not callable(progress):
         raise bad_argument("progress", progress, "None or a callable progress(info)")
     if isinstance(arch, str):
