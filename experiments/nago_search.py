@@ -107,7 +107,8 @@ def part_bohb(p: dict, data, runs: Path) -> dict:
         out[label] = {"space": space, "strategy": strategy, "options": s["options"],
                       "queries": s.get("queries", s["budget"]), "cost_used_epochs": s["cost_used"],
                       "failed": s["evaluations_failed"], "best_valid_acc": float(r.trajectory["best_search"][0, -1]),
-                      "recommended": rec["arch"], "resample": rec, "wall_seconds": time.time() - t0}
+                      "recommended": rec["arch"], "resample": rec, "search_wall_seconds": s["wall_seconds"],
+                      "wall_seconds_this_call": time.time() - t0}
         print(f"{label:10} queries {out[label]['queries']:3}  best valid {out[label]['best_valid_acc']:.2f}  "
               f"resampled test {rec['test_acc_mean']} ± {rec['test_acc_se']} over {rec['n']}  "
               f"({time.time() - t0:.0f} s)", flush=True)
@@ -136,7 +137,7 @@ def part_mobo(p: dict, data, runs: Path) -> dict:
         front = v[np.asarray(pareto_mask(z))]
         hv = float(hypervolume(z[np.asarray(pareto_mask(z))], np.zeros(2))) if len(z) else 0.0
         out[label] = {"evaluated": int(len(v)), "front": front.tolist(), "hypervolume_shared_reference": hv,
-                      "wall_seconds": dt}
+                      "search_wall_seconds": results[label][0].summary["wall_seconds"], "wall_seconds_this_call": dt}
         print(f"{label:10} evaluated {len(v):3}  front {len(front)} points  hypervolume {hv:.3f}", flush=True)
     return out
 
