@@ -77,7 +77,11 @@ def cmd_search(args) -> int:
     if args.seeds < 1:
         raise JnasError(f"--seeds: got {args.seeds}, expected a positive integer")
     strategies = _strategy_list(args.strategy)
-    shares, applies = _split_options(strategies, _parse_sets(args.set))
+    sets = _parse_sets(args.set)
+    if "resample" in sets:  # NAGO's report of a recommendation is a flag of the search, not a strategy option
+        raise JnasError("--set resample: not a strategy option; resampling the recommended generator "
+                        f"configuration is --resample {sets['resample']} (with --evaluator train --space nago|rnag)")
+    shares, applies = _split_options(strategies, sets)
     target = _search_target(args)
     if args.float64:  # process-wide: only once every flag has been accepted
         import jax

@@ -255,3 +255,26 @@ def test_several_networks_per_generator_configuration_are_averaged():
         assert rec[k] == pytest.approx((one[k] + second[k]) / 2)
     with pytest.raises(JnasError, match="networks: got 2, expected 1: space 'nb201' has one network"):
         TrainingEvaluator("nb201", DATA, config=CFG, builder=lambda *a, **k: None, networks=2)
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["--benchmark", "nb201/cifar10", "--strategy", "bohb", "--set", "resample=4"],
+         "--set resample: not a strategy option; resampling the recommended generator configuration is --resample 4"),
+        (["--benchmark", "nb201/cifar10", "--strategy", "rs", "--resample", "2"], "--resample: applies only with"),
+        (["--evaluator", "train", "--space", "nb201", "--epochs", "1", "--strategy", "rs", "--resample", "2"],
+         "--resample: space 'nb201' has one network per architecture"),
+        (["--evaluator", "train", "--space", "nago", "--epochs", "1", "--strategy", "rs", "--resample", "0"],
+         "--resample: got 0, expected a positive integer"),
+        (["--evaluator", "train", "--space", "nb201", "--epochs", "1", "--strategy", "rs", "--networks", "2"],
+         "networks: got 2, expected 1: space 'nb201' has one network"),
+        (["--benchmark", "nb201/cifar10", "--strategy", "rs", "--networks", "2"], "--networks: applies only with"),
+    ],
+)
+def test_generator_flags_refuse_what_they_cannot_do(argv, needle, tmp_path, capsys):
+    from jnas.cli import main
+
+    assert main(["search", *argv, "--budget", "2", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and "\n" not in err and "Traceback" not in err
