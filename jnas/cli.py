@@ -92,7 +92,7 @@ def cmd_search(args) -> int:
         plan_search(target, name, args.budget, seeds=args.seeds, metric=args.metric, fidelity=args.fidelity,
                     options=shares[name], seed0=args.seed0, prng=args.prng, float64=args.float64,
                     chunk=default_chunk(args.seeds), allow_test_metric=args.allow_test_metric,
-                    objectives=_objectives_flag(args.objectives))
+                    objectives=_objectives_flag(args.objectives), evaluation=_evaluation_flags(args))
         for name in strategies
     ]
     if args.plot:
@@ -139,6 +139,12 @@ def _resample(result, evaluator, n: int, folder) -> None:
         print(f"seed {s}: {rec['arch']}: test acc over {rec['n']} fresh networks ({rec['epochs']} epochs): "
               f"{mean} %, {rec['failed']} failed", file=sys.stderr)
     print(f"wrote {folder}/{RESAMPLE_FILE}", file=sys.stderr)
+
+
+def _evaluation_flags(args) -> dict:
+    """How a training search's evaluations run (checked by ``jnas.runs.search.check_evaluation``)."""
+    return {"workers": args.workers, "ray_address": args.ray_address, "mode": args.mode, "retries": args.retries,
+            "eval_timeout": args.eval_timeout}
 
 
 def _objectives_flag(text: str | None):
@@ -579,6 +585,21 @@ def build_parser() -> argparse.ArgumentParser:
                     help="after the search, train N fresh networks drawn from each seed's recommended generator "
                          "configuration (nago, rnag) to the final schedule and report test accuracy mean ± SE "
                          "(NAGO's protocol); written to resample.json")
+    pe = s.add_argument_group("parallel evaluation (searches that train; Ray: pip install 'jnas[ray]')")
+    pe.add_argument("--workers", type=int, default=None, metavar="N",
+                    help="run evaluations as Ray tasks on a local Ray runtime of N CPUs started here (with "
+                         "--ray-address: at most N tasks at once on that cluster)")
+    pe.add_argument("--ray-address", default=None, metavar="ADDRESS",
+                    help="join a running Ray cluster: auto (the one this machine belongs to) or host:port")
+    pe.add_argument("--mode", default="sync", choices=("sync", "async"),
+                    help="sync: evaluate each step's batches together, then tell (results independent of the "
+                         "worker count); async: keep N evaluations running per seed, ask anew as each finishes "
+                         "(running ones are pending points; batch_size 1)")
+    pe.add_argument("--retries", type=int, default=None, metavar="N",
+                    help="try a failed evaluation (raised, NaN, worker lost, timed out) again up to N times before "
+                         "recording it as a failure (default: 2 on Ray, 0 in this process)")
+    pe.add_argument("--eval-timeout", type=float, default=None, metavar="SECONDS",
+                    help="time limit per evaluation on Ray: past it the task is cancelled and the attempt failed")
     s.set_defaults(func=cmd_search)
 
     c = sub.add_parser("compare", help="table and curves of result folders")

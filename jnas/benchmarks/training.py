@@ -33,7 +33,6 @@ batch, so the Python-loop runner drives a search with it directly:
 
 from __future__ import annotations
 
-import copy
 import hashlib
 from pathlib import Path
 from typing import Callable
@@ -311,7 +310,8 @@ class TrainingEvaluator:
         """A copy drawing its networks with generator seed ``generator_seed`` (network option ``seed``) and
         training them with ``config.seed = train_seed``, one network per configuration, with an empty cache
         and history of its own and checkpoints under ``checkpoint_dir / subdir``."""
-        ev = copy.copy(self)
+        ev = object.__new__(type(self))  # not copy.copy: that would go through __getstate__ (no mesh, no on_epoch)
+        ev.__dict__.update(self.__dict__)
         ev.config = self.config.replace(seed=train_seed)
         ev.model_options = {**self.model_options, "seed": generator_seed}
         ev.networks = 1
@@ -399,6 +399,19 @@ class TrainingEvaluator:
             wall_seconds=result.wall_seconds,
         )
         return record
+
+    def __getstate__(self) -> dict:
+        """What a copy in another process (a Ray worker) gets: the data, space, network options and schedule;
+        not the device mesh (rebuilt there over that process's devices), the ``on_epoch`` callback, nor this
+        process's cache and history."""
+        state = dict(self.__dict__)
+        state.update(mesh=None, on_epoch=None, _cache={}, history=[], failures=[])
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        if self.mesh is None:
+            self.mesh = make_mesh()
 
     def __repr__(self) -> str:
         return f"<training evaluator {self.name} ({len(self.history)} evaluated, {len(self.failures)} failed)>"

@@ -39,6 +39,9 @@ class SearchPlan:
     float64: bool
     chunk: int
     allow_test_metric: bool
+    #: how a training search's evaluations run (``jnas.runs.backends``): ``workers``/``ray_address`` (Ray; both
+    #: ``None``: this process), ``mode`` (``sync``/``async``), ``retries`` per evaluation, ``eval_timeout`` (s)
+    evaluation: dict = dataclasses.field(default_factory=dict)
 
     @property
     def multi_objective(self) -> bool:
@@ -53,6 +56,8 @@ class SearchPlan:
         else:
             head = {"kind": "loop-search", "evaluator": _evaluator_identity(self.benchmark)}
             tail = {}
+            if self.evaluation.get("mode") == "async":  # the order results are told in depends on the worker count
+                tail = {"mode": "async", "window": self.evaluation["window"]}
         return {
             **head,
             "strategy": self.strategy.name,
@@ -95,11 +100,13 @@ def plan_search(
     chunk: int | None = None,
     allow_test_metric: bool = False,
     objectives=None,
+    evaluation: dict | None = None,
 ) -> SearchPlan:
     """Check every argument of a search (one-line ``JnasError`` on the first bad one) without running it.
 
     ``objectives`` (two or more metric names, e.g. ``"valid_acc@200,edgegpu_latency"``)
     makes it a multi-objective search; it excludes ``metric``/``fidelity``.
+    ``evaluation``: how a training search's evaluations run (``check_evaluation``).
     """
     from jnas.prng import get_impl
 
@@ -114,8 +121,10 @@ def plan_search(
                         "(e.g. jnas.benchmarks.training.TrainingEvaluator)")
     cls = get_strategy(strategy) if isinstance(strategy, str) else type(strategy)
     if objectives is not None:
-        return _plan_multi(bench, cls, strategy, budget, seeds, metric, fidelity, options, seed0, prng, float64,
+        plan = _plan_multi(bench, cls, strategy, budget, seeds, metric, fidelity, options, seed0, prng, float64,
                            chunk, allow_test_metric, objectives)
+        plan.evaluation = check_evaluation(bench, plan.strategy, evaluation)
+        return plan
     if cls.objectives == "multi":
         raise JnasError(f"objectives: strategy {cls.name!r} is multi-objective; give two or more objectives "
                         "(--objectives valid_acc@200,edgegpu_latency; see jnas list --metrics)")
@@ -130,7 +139,60 @@ def plan_search(
     strat = make_strategy(strategy, bench.space, budget, **fids, **(options or {}))
     strat.check_metric(bench.metrics[key])
     chunk = min(chunk or seeds, seeds)
-    return SearchPlan(bench, strat, key, seeds, seed0, prng, bool(float64), chunk, bool(allow_test_metric))
+    return SearchPlan(bench, strat, key, seeds, seed0, prng, bool(float64), chunk, bool(allow_test_metric),
+                      check_evaluation(bench, strat, evaluation))
+
+
+#: ``evaluation`` keys of a search, with their defaults
+EVALUATION_DEFAULTS = {"workers": None, "ray_address": None, "mode": "sync", "retries": None, "eval_timeout": None}
+#: retries per failed evaluation when none are given: none in this process, two on Ray (a lost worker is transient)
+DEFAULT_RETRIES = {"local": 0, "ray": 2}
+
+
+def check_evaluation(bench, strategy, evaluation: dict | None) -> dict:
+    """``evaluation`` (``EVALUATION_DEFAULTS`` keys) checked against the evaluator and strategy, with the
+    backend (``local``/``ray``), the retries in force and, for ``async``, its window (evaluations running per
+    seed: the worker count)."""
+    from jnas.runs.loop import check_mode
+
+    ev = dict(evaluation or {})
+    for k in ev:
+        if k not in EVALUATION_DEFAULTS:
+            raise JnasError(f"evaluation: unknown key {k!r}; expected {', '.join(EVALUATION_DEFAULTS)}")
+    ev = {**EVALUATION_DEFAULTS, **{k: v for k, v in ev.items() if v is not None}}
+    given = [k for k, d in EVALUATION_DEFAULTS.items() if ev[k] != d]
+    flag = {"workers": "--workers", "ray_address": "--ray-address", "mode": "--mode", "retries": "--retries",
+            "eval_timeout": "--eval-timeout"}
+    if bench.traceable:
+        if given:
+            raise JnasError(f"{flag[given[0]]}: applies to searches that train (--evaluator train); a table "
+                            "search is one compiled scan on this process's devices")
+        return {}
+    if ev["workers"] is not None:
+        check_int("--workers", ev["workers"], 1, expected="a positive integer")
+    if ev["ray_address"] is not None and (not isinstance(ev["ray_address"], str) or not ev["ray_address"].strip()):
+        raise JnasError(f"--ray-address: got {ev['ray_address']!r}, expected auto or host:port")
+    backend = "local" if ev["workers"] is None and ev["ray_address"] is None else "ray"
+    if ev["retries"] is not None:
+        check_int("--retries", ev["retries"], 0, expected="a non-negative integer")
+    if ev["eval_timeout"] is not None:
+        if not isinstance(ev["eval_timeout"], (int, float)) or isinstance(ev["eval_timeout"], bool) \
+                or not ev["eval_timeout"] > 0:
+            raise JnasError(f"--eval-timeout: got {ev['eval_timeout']!r}, expected a positive number of seconds")
+        if backend == "local":
+            raise JnasError("--eval-timeout: a time limit per evaluation needs the Ray backend (--workers N or "
+                            "--ray-address ADDRESS): an evaluation in this process cannot be stopped safely")
+    check_mode(ev["mode"], strategy)
+    if ev["mode"] == "async" and backend == "local":
+        raise JnasError("--mode async: with one evaluation at a time there is nothing to overlap; give --workers N "
+                        "or --ray-address ADDRESS")
+    if ev["mode"] == "async" and ev["workers"] is None:
+        raise JnasError("--mode async: give --workers N as well (how many evaluations run at once: part of an "
+                        "async run's identity) when joining a cluster with --ray-address")
+    out = {**ev, "backend": backend, "retries": DEFAULT_RETRIES[backend] if ev["retries"] is None else ev["retries"]}
+    if ev["mode"] == "async":
+        out["window"] = ev["workers"]
+    return out
 
 
 def _plan_multi(bench, cls, strategy, budget, seeds, metric, fidelity, options, seed0, prng, float64, chunk,
@@ -268,6 +330,7 @@ def run_plan(plan: SearchPlan, out: str | Path | None = None, overwrite: bool = 
 
 def _run_loop_plan(plan: SearchPlan, out, overwrite: bool, progress) -> SearchResult:
     """An untraceable evaluator (training): the Python loop, journaled in ``out``."""
+    from jnas.runs.backends import make_backend
     from jnas.runs.journal import JOURNAL, Journal
     from jnas.runs.loop import run_journaled, summarise_loop
 
@@ -285,17 +348,25 @@ def _run_loop_plan(plan: SearchPlan, out, overwrite: bool, progress) -> SearchRe
         if progress:
             progress(info)
 
+    ev = plan.evaluation or check_evaluation(plan.benchmark, plan.strategy, None)
+    backend = make_backend(plan.benchmark, ev["workers"], ev["ray_address"], ev["eval_timeout"])
     try:
         record = run_journaled(plan.strategy, plan.benchmark, plan.seeds, plan.metric_key, seed0=plan.seed0,
-                               prng=plan.prng, journal=journal, progress=track)
+                               prng=plan.prng, journal=journal, progress=track, backend=backend,
+                               retries=ev["retries"], mode=ev["mode"])
     except KeyboardInterrupt:
         total = plan.seeds * plan.strategy.n_queries
         where = "nothing kept (no --out)" if folder is None else (
             f"{kept[0]} of {total} evaluations are in {folder.path / JOURNAL}; rerun the same command to finish"
         )
         raise Interrupted(f"interrupted: {plan.strategy.name} on {plan.benchmark.name}: {where}") from None
+    finally:
+        backend.close()
     extra = {"seed0": plan.seed0, "prng": plan.prng,
-             "search_uses_test_data": any(plan.benchmark.uses_test_data(k) for k in objective_keys(plan.metric_key))}
+             "search_uses_test_data": any(plan.benchmark.uses_test_data(k) for k in objective_keys(plan.metric_key)),
+             **backend.describe(), "mode": ev["mode"], "retries": ev["retries"],
+             **({"eval_timeout": ev["eval_timeout"]} if ev["eval_timeout"] is not None else {}),
+             "retried_evaluations": int((record.attempts > 1).sum())}
     if plan.multi_objective:
         from jnas.runs.multiobjective import summarise_loop_multi
 
@@ -327,6 +398,11 @@ def search(
     evaluator=None,
     space: str | None = None,
     objectives=None,
+    workers: int | None = None,
+    ray_address: str | None = None,
+    mode: str = "sync",
+    retries: int | None = None,
+    eval_timeout: float | None = None,
 ) -> SearchResult:
     """Run ``seeds`` independent searches of ``strategy`` on ``benchmark`` (or ``evaluator``).
 
@@ -351,6 +427,17 @@ def search(
     as they finish. ``out``: write the result folder as the run goes, resume
     an interrupted run of the same arguments there, refuse a different run
     unless ``overwrite``.
+
+    A training search's evaluations run in this process by default;
+    ``workers=N`` runs them as Ray tasks on a local Ray runtime of ``N``
+    CPUs, ``ray_address`` (``"auto"`` or ``"host:port"``) on a running Ray
+    cluster (``jnas.runs.backends``). ``mode="sync"`` evaluates each step's
+    batches (of every seed) at once and tells them together (results do not
+    depend on the worker count); ``"async"`` keeps ``workers`` evaluations
+    running per seed and asks anew as each finishes (``batch_size`` 1).
+    ``retries``: tries again a failed evaluation (raised, NaN, worker lost,
+    past ``eval_timeout`` seconds) up to this many times before it is
+    recorded as a failure (default: 0 in this process, 2 on Ray).
     """
     if evaluator is not None:
         if benchmark is not None:
@@ -362,6 +449,8 @@ def search(
         raise JnasError(f"search: missing {', '.join(missing)}")
     if space is not None and not isinstance(benchmark, str) and getattr(benchmark.space, "name", None) != space:
         raise JnasError(f"space: got {space!r}, but the evaluator searches {benchmark.space.name!r}")
+    evaluation = {"workers": workers, "ray_address": ray_address, "mode": mode, "retries": retries,
+                  "eval_timeout": eval_timeout}
     plan = plan_search(benchmark, strategy, budget, seeds, metric, fidelity, options, seed0, prng, float64,
-                       chunk, allow_test_metric, objectives=objectives)
+                       chunk, allow_test_metric, objectives=objectives, evaluation=evaluation)
     return run_plan(plan, out, overwrite, progress)

@@ -36,6 +36,7 @@ class AnasodLS(OpDistStrategy):
     """Local search on ANASOD encodings, switching to architectures at an encoding optimum."""
 
     name = "anasod-ls"
+    asynchronous = False  # ask moves the walk (the neighbour being tried)
     options = (
         Option("first_improvement", int, 0, "0 or 1", lambda v: v in (0, 1), "move on the first better neighbour"),
         sampling_option(),

@@ -126,7 +126,12 @@ class Strategy:
       (``fidelity_of``); it needs ``fidelities`` (a constructor keyword: the
       fidelities the evaluator offers for the search metric, ascending), its
       ``budget`` counts full evaluations' worth of cost, and ``plan_steps``
-      decides how many queries that buys (``n_queries``, ``query_cost``).
+      decides how many queries that buys (``n_queries``, ``query_cost``);
+    * ``asynchronous`` (default True): ``ask`` leaves the strategy's own
+      state unchanged (only ``tell`` moves it), so a search may ask again
+      while earlier asks are still being evaluated (``--mode async``); False
+      for strategies whose ``ask`` keeps what their ``tell`` needs (a
+      selected leaf, a walk's position) or that follow a fixed schedule.
     """
 
     name: str = ""
@@ -138,6 +143,7 @@ class Strategy:
     on_failure: str = "-inf"
     objectives: str = "single"
     multi_fidelity: bool = False
+    asynchronous: bool = True
 
     def __init__(self, space: Space, budget: int, *, n_objectives: int = 1, known_objectives=None,
                  fidelities=None, **opts):

@@ -3,7 +3,10 @@
 The first ``population_size`` queries are uniform samples. Afterwards each
 step draws ``sample_size`` distinct members of the population, mutates the
 best of them (one edit), queries the child, and the child replaces the
-*oldest* member (ageing, the "regularization").
+*oldest* member (ageing, the "regularization"). With ``batch_size`` B > 1
+(children evaluated together, e.g. on parallel workers) a step runs B
+independent tournaments on the same population and the B children replace
+the B oldest members.
 
 The tournament is drawn exactly but cheaply: the winner of ``S`` distinct
 members out of ``P`` has fitness rank ``r`` (0 = best) with probability
@@ -21,7 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from jnas.errors import JnasError
-from jnas.strategies.base import Option, Strategy, failure_option, select, stack1, unstack1
+from jnas.strategies.base import Option, Strategy, batch_option, failure_option, select, stack1
 
 
 class REState(NamedTuple):
@@ -37,6 +40,7 @@ class RegularizedEvolution(Strategy):
         Option("population_size", int, 30, "an integer >= 2", lambda v: v >= 2, "population size P"),
         Option("sample_size", int, 10, "an integer in [1, population_size]", lambda v: v >= 1, "tournament size S"),
         failure_option("-inf"),
+        batch_option(1, help="children per step (evaluated together, e.g. on parallel workers)"),
     )
 
     def validate(self):
@@ -44,6 +48,9 @@ class RegularizedEvolution(Strategy):
             raise JnasError(
                 f"--set sample_size: got {self.sample_size}, expected at most population_size={self.population_size}"
             )
+        if self.batch_size > self.population_size:
+            raise JnasError(f"--set batch_size: got {self.batch_size}, expected at most population_size="
+                            f"{self.population_size} (each child of a step replaces a different oldest member)")
 
     def _winner_cdf(self):
         p, s = self.population_size, self.sample_size
@@ -56,6 +63,14 @@ class RegularizedEvolution(Strategy):
         return REState(pop, jnp.full((self.population_size,), -jnp.inf))
 
     def _ask(self, state, key):
+        if self.batch_size == 1:
+            return stack1(self._child(state, key, state.history.count)), state.inner
+        counts = state.history.count + jnp.arange(self.batch_size, dtype=jnp.int32)
+        keys = jax.random.split(key, self.batch_size)
+        return jax.vmap(lambda k, c: self._child(state, k, c))(keys, counts), state.inner
+
+    def _child(self, state, key, count):
+        """One query: a uniform sample while the population fills (``count`` < P), else a tournament's child."""
         k_rand, k_pick, k_mut = jax.random.split(key, 3)
         f = state.inner.fit
         idx = jnp.arange(self.population_size)
@@ -69,10 +84,12 @@ class RegularizedEvolution(Strategy):
         parent = jax.tree.map(lambda x: x[best], state.inner.pop)
         child = self.space.mutate(k_mut, parent)
         fresh = self.space.sample(k_rand)
-        return stack1(select(state.history.count < self.population_size, fresh, child)), state.inner
+        return select(count < self.population_size, fresh, child)
 
     def _tell(self, state, archs, values):
         pop, fit = state.inner
-        slot = (state.history.count - 1) % self.population_size  # the oldest member
-        pop = jax.tree.map(lambda p, a: p.at[slot].set(a), pop, unstack1(archs))
-        return REState(pop, fit.at[slot].set(values[0].astype(fit.dtype)))
+        b = self.batch_size
+        # the oldest members (ring buffer); a batch larger than the population keeps its last P children
+        slots = (state.history.count - b + jnp.arange(b, dtype=jnp.int32)) % self.population_size
+        pop = jax.tree.map(lambda p, a: p.at[slots].set(a), pop, archs)
+        return REState(pop, fit.at[slots].set(values.astype(fit.dtype)))

@@ -134,6 +134,7 @@ class Hyperband(Strategy):
     name = "hyperband"
     options = fidelity_options(3)
     multi_fidelity = True
+    asynchronous = False  # a fixed bracket schedule: query k is at position k of it
     keeps_history = True
 
     def validate(self) -> None:

@@ -102,6 +102,7 @@ class LaNAS(Strategy):
     """Latent-action NAS: learned linear partitions searched with MCTS."""
 
     name = "lanas"
+    asynchronous = False  # ask keeps the selected leaf and path for tell
     use_ucb = True
     keeps_history = True  # every refit fits on all told architectures and values
     tracks_queried = True  # samples avoid told architectures
@@ -249,6 +250,7 @@ class RegressionTree(LaNAS):
     """LaNAS without MCTS: every query from the leftmost (best predicted) leaf."""
 
     name = "rt"
+    asynchronous = True  # no tree walk: ask leaves the state as it is
     use_ucb = False
     options = tuple(o for o in LaNAS.options if o.name != "cp")
     cp = 0.0

@@ -100,6 +100,7 @@ class LocalSearch(Strategy):
     """Best-improvement hill climbing over one-edit neighbourhoods with random restarts."""
 
     name = "ls"
+    asynchronous = False  # ask moves the walk (the neighbour being tried)
     options = (
         Option("first_improvement", int, 0, "0 or 1", lambda v: v in (0, 1), "move on the first better neighbour"),
         failure_option("-inf"),

@@ -10,7 +10,10 @@ the same search serves any number of objectives (``--objectives``).
 
 from __future__ import annotations
 
-from jnas.strategies.base import Strategy, stack1
+import jax
+import jax.numpy as jnp
+
+from jnas.strategies.base import Strategy, batch_option, stack1
 from jnas.strategies.permutation import permute, round_keys
 
 
@@ -20,13 +23,18 @@ class RandomSearch(Strategy):
     name = "rs"
     repeats = False  # on enumerable spaces (elsewhere independent samples; the budget check does not apply)
     objectives = "any"  # values are never looked at: multi-objective random search is the same search
+    options = (batch_option(1, help="queries per step (evaluated together, e.g. on parallel workers)"),)
 
     def _init(self, key):
         return round_keys(key)  # uint32[ROUNDS] permutation round keys
 
     def _ask(self, state, key):
-        if self.space.enumerable:
-            arch = self.space.from_index(permute(state.inner, state.history.count, self.space.size))
+        bs = self.batch_size
+        if self.space.enumerable:  # query t is element t of the permutation, whatever the batch size
+            t = state.history.count + jnp.arange(bs, dtype=jnp.int32)
+            archs = jax.vmap(lambda i: self.space.from_index(permute(state.inner, i, self.space.size)))(t)
+        elif bs == 1:
+            archs = stack1(self.space.sample(key))
         else:
-            arch = self.space.sample(key)
-        return stack1(arch), state.inner
+            archs = jax.vmap(self.space.sample)(jax.random.split(key, bs))
+        return archs, state.inner
