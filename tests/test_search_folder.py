@@ -71,7 +71,7 @@ def test_an_option_known_to_some_strategies_applies_to_those_and_says_so(tmp_pat
                  "--set", "sample_size=3", "--out", str(out)]) == 0
     assert "--set population_size applies to re only" in capsys.readouterr().err
     assert json.loads((out / "re" / "summary.json").read_text())["options"]["population_size"] == 7
-    assert json.loads((out / "rs" / "summary.json").read_text())["options"] == {}
+    assert json.loads((out / "rs" / "summary.json").read_text())["options"] == {"batch_size": 1}
 
 
 @pytest.mark.parametrize("text", [",", "rs,", "rs,,re", "rs,rs"])

@@ -173,6 +173,10 @@ def check_evaluation(bench, strategy, evaluation: dict | None) -> dict:
     if ev["ray_address"] is not None and (not isinstance(ev["ray_address"], str) or not ev["ray_address"].strip()):
         raise JnasError(f"--ray-address: got {ev['ray_address']!r}, expected auto or host:port")
     backend = "local" if ev["workers"] is None and ev["ray_address"] is None else "ray"
+    if backend == "ray":
+        from jnas.runs.backends import import_ray
+
+        import_ray()  # a missing extra is a one-line error now, not after the search has been set up
     if ev["retries"] is not None:
         check_int("--retries", ev["retries"], 0, expected="a non-negative integer")
     if ev["eval_timeout"] is not None:
