@@ -276,7 +276,7 @@ def test_ray_faults_are_retried_then_recorded(ray_runtime, nb201, tmp_path):
     assert e[(0, 1)]["reason"].startswith("RuntimeError: injected failure") and e[(0, 1)]["attempt"] == 2
     assert "diverged" in e[(0, 2)]["reason"] and e[(0, 2)]["attempt"] == 2
     assert e[(0, 3)]["reason"] == "timed out after 10 s" and e[(0, 3)]["earlier_attempts"] == ["timed out after 10 s"]
-    assert e[(0, 6)]["attempt"] == 2 and e[(0, 6)]["earlier_attempts"][0].startswith("worker lost")
+    assert e[(0, 6)]["attempt"] == 2 and e[(0, 6)]["earlier_attempts"][0].startswith("worker lost"), e[(0, 6)]
     assert np.isfinite(_values(res)[0, [0, 4, 5, 6, 7, 8, 9]]).all()
     assert res.summary["evaluations_failed"] == 3 and res.summary["retried_evaluations"] == 4
 
@@ -316,3 +316,47 @@ def test_ray_async_runs_and_resumes(ray_runtime, nb201, tmp_path):
     with pytest.raises(JnasError, match="different run|--overwrite"):  # another window is another run
         search(ev, "re", 10, seeds=1, options={"population_size": 4, "sample_size": 2}, out=tmp_path / "a",
                workers=1, mode="async")
+
+
+def test_an_evaluator_the_workers_cannot_load_stops_the_search(ray_runtime, nb201, tmp_path, monkeypatch):
+    import importlib
+    import sys
+
+    (tmp_path / "elsewhere_only.py").write_text(
+        "class Far:\n"
+        "    traceable = False\n"
+        "    def __init__(self, bench):\n"
+        "        self.bench, self.space, self.name = bench, bench.space, 'far'\n"
+        "        self.metrics, self.search_metric, self.test_metric = bench.metrics, bench.search_metric, "
+        "bench.test_metric\n"
+        "    def __getattr__(self, name):\n"
+        "        if name.startswith('__'): raise AttributeError(name)\n"
+        "        return getattr(self.__dict__['bench'], name)\n"
+        "    def __getstate__(self): return dict(self.__dict__)\n"
+        "    def __setstate__(self, s): self.__dict__.update(s)\n"
+        "    def evaluate(self, arch, fidelity=None): return self.bench.evaluate(arch, fidelity)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    far = importlib.import_module("elsewhere_only").Far(nb201)  # importable here, not in the workers
+    try:
+        with pytest.raises(JnasError, match="Ray workers cannot run this search's evaluations") as e:
+            search(far, "rs", 4, out=tmp_path / "run", workers=2)
+        assert "\n" not in str(e.value)
+        assert not (tmp_path / "run" / "journal.jsonl").exists() or not (tmp_path / "run" / "journal.jsonl").read_text()
+    finally:
+        sys.modules.pop("elsewhere_only", None)
+
+
+def test_ray_missing_is_a_one_line_error(nb201, tmp_path, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_ray(name, *args, **kwargs):
+        if name == "ray" or name.startswith("ray."):
+            raise ImportError("No module named 'ray'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_ray)
+    with pytest.raises(JnasError, match=r"the Ray backend needs ray: pip install 'jnas\[ray\]'"):
+        plan_search(TableByCalls(nb201, tmp_path), "rs", 4, evaluation={"workers": 2})
