@@ -69,16 +69,29 @@ def score_in_chunks(predict, params, X, chunk: int = 4096) -> tuple[jax.Array, j
     ``predict`` and ``chunk`` static and cached per input shape, so an eager
     call compiles once (pass the same ``predict`` object, e.g. a predictor's
     bound ``predict``, to reuse it: a new lambda per call compiles anew).
+
+    Called eagerly on a machine with several local devices (GPUs, TPU
+    cores), each chunk's rows are sharded over all of them (the chunk is
+    rounded up to a multiple of the device count), so scoring a whole space
+    uses every device; traced inside another jitted function it leaves
+    placement to the caller.
     """
+    mesh = None
+    traced = any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves((params, X)))
+    if not traced and len(jax.local_devices()) > 1:
+        from jax.sharding import Mesh
+
+        mesh = Mesh(jax.local_devices(), ("rows",))
+        chunk = -(-chunk // mesh.size) * mesh.size
     try:
         hash(predict)
     except TypeError:  # cannot be a static argument: run it traced but uncached
-        return _chunked(predict, chunk, params, X)
-    return _chunked_jit(predict, chunk, params, X)
+        return _chunked(predict, chunk, params, X, mesh)
+    return _chunked_jit(predict, chunk, params, X, mesh)
 
 
-def _chunked(predict, chunk: int, params, X) -> tuple[jax.Array, jax.Array]:
-    """``score_in_chunks``'s body: pad to whole chunks, ``lax.map`` over them, trim."""
+def _chunked(predict, chunk: int, params, X, mesh=None) -> tuple[jax.Array, jax.Array]:
+    """``score_in_chunks``'s body: pad to whole chunks, ``lax.map`` over them (rows sharded over ``mesh``), trim."""
     n = jax.tree.leaves(X)[0].shape[0]
     n_chunks = -(-n // chunk)
     pad = n_chunks * chunk - n
@@ -86,10 +99,15 @@ def _chunked(predict, chunk: int, params, X) -> tuple[jax.Array, jax.Array]:
     def padded(x):
         if pad:
             x = jnp.concatenate([x, jnp.repeat(x[:1], pad, axis=0)])
-        return x.reshape((n_chunks, chunk) + x.shape[1:])
+        x = x.reshape((n_chunks, chunk) + x.shape[1:])
+        if mesh is not None:
+            from jax.sharding import NamedSharding, PartitionSpec
+
+            x = jax.lax.with_sharding_constraint(x, NamedSharding(mesh, PartitionSpec(None, "rows")))
+        return x
 
     mean, var = jax.lax.map(lambda xc: predict(params, xc), jax.tree.map(padded, X))
     return mean.reshape(-1)[:n], var.reshape(-1)[:n]
 
 
-_chunked_jit = jax.jit(_chunked, static_argnums=(0, 1))
+_chunked_jit = jax.jit(_chunked, static_argnums=(0, 1, 4))

@@ -48,6 +48,7 @@ class RunRecord:
     wall_seconds: float
     aux: Any = None  # outputs of ``run_tabular``'s ``aux`` hook, leaves [S, steps, ...] (None without a hook)
     fidelity: np.ndarray | None = None  # int[S, B]: each query's fidelity (multi-fidelity strategies), else None
+    devices: int = 1  # devices the seeds were sharded over
 
 
 class ScanStep(NamedTuple):
@@ -94,9 +95,24 @@ def objective_keys(metric_key) -> tuple:
     return tuple(tuple(k) for k in metric_key) if is_multi(metric_key) else (tuple(metric_key),)
 
 
+def seed_mesh(devices: int | None = None):
+    """A 1-D ``Mesh`` over the first ``devices`` local devices (default: all) with axis ``seeds``."""
+    from jax.sharding import Mesh
+
+    local = jax.local_devices()
+    n = len(local) if devices is None else devices
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= len(local):
+        raise bad_argument("devices", devices, f"an integer in [1, {len(local)}] (the local devices) or None")
+    return Mesh(np.array(local[:n]), ("seeds",))
+
+
 def make_scan_fn(strategy: Strategy, benchmark: TabularBenchmark, metric_key, dtype=jnp.float32,
-                 aux: Callable[[ScanStep], Any] | None = None) -> Callable:
+                 aux: Callable[[ScanStep], Any] | None = None, mesh=None) -> Callable:
     """Jitted ``(keys[S]) -> (rows int32[S, B], values float[S, B])`` running every seed to the budget.
+
+    ``mesh`` (``seed_mesh``): shard the seeds over its devices (``S`` a
+    multiple of the device count); every seed's search runs on one device,
+    with the same result as unsharded. ``None``: one device.
 
     ``metric_key``: one ``(metric, fidelity)``, or a tuple of them for a
     multi-objective search (``objective_keys``): values are then
@@ -144,7 +160,12 @@ def make_scan_fn(strategy: Strategy, benchmark: TabularBenchmark, metric_key, dt
         out = rows.reshape(-1)[:n_queries], vals.reshape(-1, *vals.shape[2:])[:n_queries]
         return out if aux is None else (*out, extra[0])
 
-    return jax.jit(jax.vmap(one_seed))
+    if mesh is None or mesh.size == 1:
+        return jax.jit(jax.vmap(one_seed))
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    by_seed = NamedSharding(mesh, PartitionSpec("seeds"))
+    return jax.jit(jax.vmap(one_seed), in_shardings=by_seed, out_shardings=by_seed)
 
 
 def run_tabular(
@@ -160,8 +181,14 @@ def run_tabular(
     done: dict[int, tuple[np.ndarray, np.ndarray, float]] | None = None,
     on_chunk: Callable[[int, np.ndarray, np.ndarray, float], None] | None = None,
     aux: Callable[[ScanStep], Any] | None = None,
+    devices: int | None = None,
 ) -> RunRecord:
     """Run ``seeds`` independent searches as one compiled scan (vmapped over seeds).
+
+    The seeds of a group are sharded over ``devices`` local devices
+    (default: all of them; ``seed_mesh``), so a run uses every GPU or TPU
+    core; a group is padded to a multiple of the device count with repeated
+    keys, and a seed's result does not depend on the device count.
 
     ``chunk`` splits the seeds into groups of that size (bounding memory and
     giving progress); ``None`` runs all at once. Every group has the same
@@ -183,9 +210,14 @@ def run_tabular(
     extra = {}
     keys = seed_keys(seeds, seed0, prng)
     chunk = min(chunk or seeds, seeds)
+    mesh = seed_mesh(devices)
+    if mesh.size > chunk:  # more devices than seeds in a group: the spare ones idle
+        mesh = seed_mesh(chunk)
+    # each call pads its group to a multiple of the device count (repeated keys, trimmed after)
+    call = math.ceil(chunk / mesh.size) * mesh.size
     n_chunks = math.ceil(seeds / chunk)
     # pad the last group with repeated keys so every call reuses one compiled program
-    pad = n_chunks * chunk - seeds
+    pad = n_chunks * chunk - seeds + call - chunk
     if pad:
         keys = jnp.concatenate([keys, jnp.repeat(keys[-1:], pad, axis=0)])
     todo = [c for c in range(n_chunks) if c not in done]
@@ -195,14 +227,14 @@ def run_tabular(
         if progress:
             progress(n_done(), "compiling")
         t0 = time.perf_counter()
-        fn = make_scan_fn(strategy, benchmark, metric_key, dtype, aux).lower(keys[:chunk]).compile()
+        fn = make_scan_fn(strategy, benchmark, metric_key, dtype, aux, mesh).lower(keys[:call]).compile()
         wall += time.perf_counter() - t0
         for c in todo:
             t0 = time.perf_counter()
-            r, v, *a = fn(keys[c * chunk : (c + 1) * chunk])
-            r, v = np.asarray(r), np.asarray(v)
+            r, v, *a = fn(keys[c * chunk : c * chunk + call])
+            r, v = np.asarray(r)[:chunk], np.asarray(v)[:chunk]
             if a:
-                extra[c] = jax.tree.map(np.asarray, a[0])
+                extra[c] = jax.tree.map(lambda x: np.asarray(x)[:chunk], a[0])
             dt = time.perf_counter() - t0
             wall += dt
             done[c] = (r, v, dt)
@@ -215,7 +247,7 @@ def run_tabular(
     aux_out = None
     if aux is not None:
         aux_out = jax.tree.map(lambda *xs: np.concatenate(xs)[:seeds], *(extra[c] for c in range(n_chunks)))
-    return RunRecord(rows, vals, wall, aux_out, query_fidelities(strategy, seeds))
+    return RunRecord(rows, vals, wall, aux_out, query_fidelities(strategy, seeds), devices=mesh.size)
 
 
 def run_loop(

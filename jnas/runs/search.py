@@ -320,6 +320,7 @@ def run_plan(plan: SearchPlan, out: str | Path | None = None, overwrite: bool = 
         "seed0": plan.seed0, "prng": plan.prng, "chunk": plan.chunk,
         "search_uses_test_data": any(plan.benchmark.uses_test_data(k) for k in objective_keys(plan.metric_key)),
         "resumed_seeds": resumed,
+        "devices": int(record.devices),  # local devices the seeds were sharded over (jnas.runs.runner.seed_mesh)
     }
     if plan.multi_objective:
         from jnas.runs.multiobjective import summarise_multi
