@@ -7,6 +7,10 @@ Rerunning the same command resumes from the finished chunks (or, when the
 run is complete, just reads the result back); a different command into a
 folder that holds a run is refused unless ``overwrite`` is given, which
 removes jnas's own files only (never anything else in the folder).
+
+Every file is written by ``write_atomic``: into a temporary file beside it,
+then renamed into place, so a kill or a full disk leaves the previous file
+(or none), never half of one, and a full disk is a one-line ``JnasError``.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +30,33 @@ from jnas.errors import JnasError
 RUN_FILE = "run.json"
 PARTIAL = "partial"
 RESULT_FILES = ("summary.json", "trajectory.npz")
+
+
+def write_atomic(target: str | Path, write, then: str = "") -> Path:
+    """Write ``target`` with ``write(binary_file)`` through a temporary file beside it and a rename.
+
+    A kill leaves the old ``target`` (or none) and at most a hidden
+    ``.NAME.PID.tmp``; any exception removes the temporary file. An
+    ``OSError`` (a full disk, a read-only folder) becomes the one-line
+    ``JnasError`` ``cannot write TARGET (WHY)`` followed by ``then``.
+    """
+    target = Path(target)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException as e:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        if isinstance(e, OSError):
+            raise JnasError(f"cannot write {target} ({e.strerror or type(e).__name__}){then}") from None
+        raise
+    return target
 
 
 def prepare_folder(path: str | Path, flag: str = "--out") -> Path:
@@ -87,9 +120,12 @@ class ResultFolder:
         if not f.is_file():
             return None
         try:
-            return json.loads(f.read_text())
+            spec = json.loads(f.read_text())
         except (ValueError, UnicodeDecodeError):
-            raise JnasError(f"{self.flag}: {str(f)!r} is corrupt; rerun with --overwrite to start afresh") from None
+            spec = None
+        if not isinstance(spec, dict):
+            raise JnasError(f"{self.flag}: {str(f)!r} is corrupt; rerun with --overwrite to start afresh")
+        return spec
 
     def holds_results(self) -> bool:
         """Whether jnas files of some run are here (with or without a ``run.json``)."""
@@ -98,7 +134,7 @@ class ResultFolder:
     def open(self, overwrite: bool = False) -> str:
         """Check the folder against the spec; write ``run.json``; return ``new``/``resume``/``done``."""
         prepare_folder(self.path, self.flag)
-        held = self.held_spec()
+        held = None if overwrite else self.held_spec()  # --overwrite replaces even a corrupt run.json
         if overwrite:
             self.clear()
         elif held is not None and held != self.spec:
@@ -126,23 +162,19 @@ class ResultFolder:
                 shutil.rmtree(p, ignore_errors=True)
             else:
                 p.unlink(missing_ok=True)
+            for tmp in self.path.glob(f".{n}.*.tmp"):  # left by a process killed while writing ``n``
+                tmp.unlink(missing_ok=True)
 
     # ----- chunks ----------------------------------------------------------------
     def _chunk_file(self, c: int) -> Path:
         return self.path / PARTIAL / f"chunk_{c:06d}.npz"
 
     def save_chunk(self, c: int, arrays: dict[str, np.ndarray]) -> None:
-        """Write the arrays of finished chunk ``c`` (atomically: an interrupt leaves no half file)."""
+        """Write the arrays of finished chunk ``c`` (atomically: an interrupt or a full disk leaves no half file)."""
         (self.path / PARTIAL).mkdir(exist_ok=True)
-        target = self._chunk_file(c)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(self._chunk_file(c), lambda f: np.savez(f, **arrays),
+                     f"; the seeds finished before it are kept in {self.path}: free some space and rerun the same "
+                     "command to finish")
 
     def load_chunks(self, n_chunks: int) -> dict[int, dict[str, np.ndarray]]:
         """The finished chunks ``{c: arrays}`` (a damaged chunk file is dropped and recomputed)."""
@@ -154,7 +186,7 @@ class ResultFolder:
             try:
                 with np.load(f) as z:
                     out[c] = {k: z[k] for k in z.files}
-            except (OSError, ValueError, EOFError):
+            except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error):
                 f.unlink(missing_ok=True)
         return out
 
@@ -165,11 +197,4 @@ class ResultFolder:
 
     @staticmethod
     def _write_atomic(target: Path, data: bytes) -> None:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(target, lambda f: f.write(data), "; nothing has run yet")

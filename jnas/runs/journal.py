@@ -4,7 +4,10 @@ An entry is ``{"seed", "query", "arch", "fidelity", "status", "reason",
 "metrics": {name: value or null}, "wall_seconds"}``: seed and query number
 locate it in the run, ``arch`` is the architecture's string form. Reading
 tolerates a torn last line (the process died while writing it): that
-evaluation simply runs again. No pickle anywhere.
+evaluation simply runs again. Appending a line that cannot be written
+whole (a full disk) cuts the file back to where it was and raises a
+one-line ``JnasError``: the journal never holds half a line it did not
+report. No pickle anywhere.
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ class Journal:
         """Entries by ``(seed, query)``; a torn final line is dropped, a damaged middle line is an error."""
         if not self.path.is_file():
             return {}
-        lines = self.path.read_bytes().split(b"\n")
+        data = self.path.read_bytes()
+        lines = data.split(b"\n")
         entries = {}
         for i, line in enumerate(lines):
             if not line.strip():
@@ -46,25 +50,40 @@ class Journal:
                 key = (int(e["seed"]), int(e["query"]))
             except (ValueError, KeyError, TypeError):
                 if i == len(lines) - 1:  # the last line, cut short by a crash: evaluate it again
-                    self._truncate_to(b"\n".join(lines[:i]) + (b"\n" if i else b""))
+                    os.truncate(self.path, len(data) - len(line))  # in place: a kill now loses nothing else
                     break
                 raise JnasError(
                     f"{self.path}: line {i + 1} is damaged; rerun with --overwrite to start afresh"
                 ) from None
             entries[key] = e
+        else:
+            if data and not data.endswith(b"\n"):  # a whole entry whose newline was never written
+                self._write(b"\n")
         return entries
-
-    def _truncate_to(self, data: bytes) -> None:
-        with open(self.path, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
 
     def append(self, entry: dict) -> None:
         """Write one entry and flush it to disk before returning."""
         entry = {k: (_clean(v) if not isinstance(v, dict) else {m: _clean(x) for m, x in v.items()})
                  for k, v in entry.items()}
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(entry, allow_nan=False) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        self._write((json.dumps(entry, allow_nan=False) + "\n").encode())
+
+    def _write(self, data: bytes) -> None:
+        """Append ``data`` whole and fsync it; on an ``OSError`` cut the file back and raise a ``JnasError``."""
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        try:
+            start = os.fstat(fd).st_size
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            except OSError as e:
+                try:
+                    os.ftruncate(fd, start)  # no half line: what was there before stays exactly as it was
+                except OSError:
+                    pass
+                raise JnasError(f"cannot write {self.path} ({e.strerror or type(e).__name__}); every evaluation "
+                                "journaled before is kept: free some space and rerun the same command to "
+                                "resume") from None
+        finally:
+            os.close(fd)

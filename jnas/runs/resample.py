@@ -184,7 +184,10 @@ def resample_run(result, evaluator, n, out=None, progress=None) -> list[dict]:
                   if isinstance(v, list) and k in ("valid_acc", "test_acc") else v)
               for k, v in r.items()} for r in records]
     if path is not None:
-        path.write_text(json.dumps(clean, indent=1) + "\n")
+        from jnas.runs.folder import write_atomic
+
+        text = (json.dumps(clean, indent=1) + "\n").encode()
+        write_atomic(path, lambda f: f.write(text), "; free some space and rerun the same command")
     return clean
 
 

@@ -55,13 +55,24 @@ class SearchResult:
         return "objectives" in self.summary
 
     def save(self, out: str | Path) -> Path:
-        """Write ``summary.json`` and ``trajectory.npz`` (and ``front.json``) into folder ``out``."""
+        """Write ``summary.json`` and ``trajectory.npz`` (and ``front.json``) into folder ``out``.
+
+        Each file is written whole or not at all (``jnas.runs.folder.write_atomic``), ``trajectory.npz``
+        last: a kill or a full disk never leaves a folder that looks finished but is not.
+        """
+        from jnas.runs.folder import write_atomic
+
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
+        then = "; nothing half-written is left: free some space and rerun the same command"
+
+        def text(data: str):
+            return lambda f: f.write(data.encode())
+
         if self.fronts is not None:  # first: a folder with summary.json and trajectory.npz counts as finished
-            (out / FRONT_FILE).write_text(json.dumps({"seeds": self.fronts}, indent=1) + "\n")
-        (out / "summary.json").write_text(json.dumps(self.summary, indent=2) + "\n")
-        np.savez_compressed(out / "trajectory.npz", **self.trajectory)
+            write_atomic(out / FRONT_FILE, text(json.dumps({"seeds": self.fronts}, indent=1) + "\n"), then)
+        write_atomic(out / "summary.json", text(json.dumps(self.summary, indent=2) + "\n"), then)
+        write_atomic(out / "trajectory.npz", lambda f: np.savez_compressed(f, **self.trajectory), then)
         return out
 
 

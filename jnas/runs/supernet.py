@@ -266,9 +266,11 @@ def run_supernet(space: str, method: str, *, data: str, epochs: int, out, seed: 
         record["nb201_test_acc"] = lookup.test_acc(result.derived)
         if lookup.error:
             record["nb201_lookup_error"] = lookup.error
-    tmp = out / (RESULT_FILE + ".tmp")
-    tmp.write_text(json.dumps(record, indent=2, default=float) + "\n")
-    tmp.replace(out / RESULT_FILE)
+    from jnas.runs.folder import write_atomic
+
+    text = (json.dumps(record, indent=2, default=float) + "\n").encode()
+    write_atomic(out / RESULT_FILE, lambda f: f.write(text),
+                 "; every epoch is checkpointed: free some space and rerun the same command to write it")
     return record
 
 

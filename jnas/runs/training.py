@@ -176,5 +176,9 @@ def train_architecture(space_name: str, text: str, *, data: str, epochs: int, ou
         "devices": [str(d) for d in jax.local_devices()],
         "history": result.history,
     }
-    (out / "result.json").write_text(json.dumps(record, indent=2, default=float) + "\n")
+    from jnas.runs.folder import write_atomic
+
+    text = (json.dumps(record, indent=2, default=float) + "\n").encode()
+    write_atomic(out / "result.json", lambda f: f.write(text),
+                 "; every epoch is checkpointed: free some space and rerun the same command to write it")
     return record

@@ -20,6 +20,7 @@ from jnas.strategies.mobo import MOBO
 from jnas.strategies.nsga2 import NSGA2
 from jnas.strategies.pbnas import PredictorBasedNAS
 from jnas.strategies.random_search import RandomSearch
+from jnas.strategies.reinforce import Reinforce
 from jnas.strategies.tpe import TPE
 
 _REGISTRY: dict[str, type[Strategy]] = {
@@ -27,7 +28,7 @@ _REGISTRY: dict[str, type[Strategy]] = {
     for cls in (
         RandomSearch, RegularizedEvolution, LocalSearch, TPE, Bananas, BayesianOptimisation,
         LaNAS, RegressionTree, MCTS, PredictorBasedNAS, AnasodRS, AnasodBiasedRS, AnasodBO, AnasodNEP, AnasodLS,
-        NSGA2, MOBO, Hyperband, BOHB,
+        NSGA2, MOBO, Hyperband, BOHB, Reinforce,
     )
 }
 

@@ -6,12 +6,17 @@ per-epoch history, anything else the caller adds, e.g. the config). Typed PRNG
 keys, including those inside a model's ``nnx.Rngs`` state, are stored as their
 raw key data and re-wrapped with the implementation of the restore target.
 Checkpoints are written synchronously, so a run killed after ``save`` returns
-can always resume from it.
+can always resume from it; orbax writes each into a ``*.orbax-checkpoint-tmp``
+folder renamed into place when complete, so a run killed (or out of disk)
+during ``save`` resumes from the checkpoint before. A full disk is a one-line
+``JnasError``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +79,8 @@ def save(directory, epoch: int, *, state, opt_state, key, history: list, meta: d
     arrays = {"state": _to_saveable(state), "opt_state": _to_saveable(opt_state), "key": _to_saveable(key)}
     record = {"epoch": int(epoch), "history": list(history), "meta": dict(meta or {})}
     mngr = _manager(directory, keep)
+    quiet = logging.getLogger("absl")  # orbax's threads log a full disk with tracebacks: the error below says it once
+    quiet.addFilter(_not_disk_full)
     try:
         mngr.save(
             int(epoch),
@@ -81,8 +88,38 @@ def save(directory, epoch: int, *, state, opt_state, key, history: list, meta: d
             force=True,
         )
         mngr.wait_until_finished()
+    except Exception as e:  # noqa: BLE001 — orbax reports a full disk in many shapes (OSError, RESOURCE_EXHAUSTED)
+        if not _disk_full(e):
+            raise
+        # orbax's abandoned write tasks report the same full disk once more when collected, on exit
+        logging.getLogger("asyncio").addFilter(_not_disk_full)
+        raise JnasError(f"checkpoint_dir: cannot write the checkpoint of epoch {epoch} in {directory} (No space "
+                        "left on device); the checkpoints before it are kept: free some space and rerun the same "
+                        "command to resume") from None
     finally:
+        quiet.removeFilter(_not_disk_full)
         mngr.close()
+
+
+_DISK_FULL = ("No space left on device", "[Errno 28]", "os_error_code='28'", "Disk quota exceeded")
+
+
+def _not_disk_full(record: logging.LogRecord) -> bool:
+    """Log filter: drop a record about a full disk (``save`` raises one line about it)."""
+    return not any(w in record.getMessage() for w in _DISK_FULL)
+
+
+def _disk_full(e: BaseException) -> bool:
+    """Whether ``e`` (or an exception it was raised from) says the disk or the quota is full."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if any(w in str(e) for w in _DISK_FULL):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
 
 
 def latest_epoch(directory) -> int | None:
