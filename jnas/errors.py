@@ -24,6 +24,22 @@ class Interrupted(JnasError):
     """Ctrl-C during long work; the message says what was kept and how to finish it."""
 
 
+class MachineFault(JnasError):
+    """A fault of the machine or the run folder, not of the architecture being evaluated (a full disk, a
+    checkpoint folder of another run): a search stops on it instead of recording the network as failed, so
+    a rerun after the fix resumes with nothing wrongly failed."""
+
+
+def is_machine_fault(e: BaseException) -> bool:
+    """Whether ``e`` is a ``MachineFault`` or an ``OSError`` of a full disk, an exceeded quota or a read-only
+    filesystem (an evaluation that raises one stops the search)."""
+    import errno
+
+    if isinstance(e, MachineFault):
+        return True
+    return isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+
+
 def bad_argument(name: str, got, expected: str) -> JnasError:
     """Build the standard one-line error for argument ``name``."""
     return JnasError(f"{name}: got {got!r}, expected {expected}")
@@ -103,5 +119,7 @@ def first_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {text.splitlines()[0]}" if text else type(e).__name__
 
 
-__all__ = ["Interrupted", "JnasError", "bad_argument", "check_bounds", "check_int", "check_number",
-           "check_positive", "first_line", "is_int", "is_number", "unknown_name"]
+__all__ = [
+    "Interrupted", "JnasError", "MachineFault", "bad_argument", "check_bounds", "check_int", "check_number",
+    "check_positive", "first_line", "is_int", "is_machine_fault", "is_number", "unknown_name",
+]

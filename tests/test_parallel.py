@@ -192,7 +192,7 @@ def test_batched_rs_and_re(nb201):
     st1, st4 = rs1.init(key), rs4.init(key)
     a4, _ = rs4.ask(st4, key)
     firsts = []
-    for t in range(4):
+    for _ in range(4):
         a, st1_ = rs1.ask(st1, key)
         firsts.append(int(nb201.space.index(jax.tree.map(lambda x: x[0], a))))
         st1 = rs1.tell(st1_, a, jnp.zeros(1))
@@ -228,9 +228,9 @@ def test_asynchronous_flag_is_true_only_where_ask_leaves_the_state_alone(nb201):
 def ray_runtime():
     ray = pytest.importorskip("ray")
     import parallel_fakes
-    import ray.cloudpickle
+    from ray import cloudpickle
 
-    ray.cloudpickle.register_pickle_by_value(parallel_fakes)  # the workers cannot import the tests folder
+    cloudpickle.register_pickle_by_value(parallel_fakes)  # the workers cannot import the tests folder
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
              runtime_env={"env_vars": {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false "
                                                     "intra_op_parallelism_threads=1"}})
@@ -360,3 +360,47 @@ def test_ray_missing_is_a_one_line_error(nb201, tmp_path, monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_ray)
     with pytest.raises(JnasError, match=r"the Ray backend needs ray: pip install 'jnas\[ray\]'"):
         plan_search(TableByCalls(nb201, tmp_path), "rs", 4, evaluation={"workers": 2})
+
+
+class _DiskFull(TableByCalls):
+    def evaluate(self, arch, fidelity=None):
+        import errno
+
+        if len(evaluations(self.log_dir)) >= 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return super().evaluate(arch, fidelity)
+
+
+def test_a_full_disk_stops_the_search_instead_of_failing_networks(nb201, tmp_path):
+    ev = _DiskFull(nb201, tmp_path)
+    from jnas.errors import MachineFault
+
+    with pytest.raises(MachineFault, match=r"OSError: \[Errno 28\] No space left on device: the search stopped .*"
+                                           r"3 of 8 evaluations are in") as e:
+        search(ev, "rs", 8, out=tmp_path / "run")
+    assert "\n" not in str(e.value)
+    entries = Journal(tmp_path / "run" / "journal.jsonl").load()
+    assert len(entries) == 3 and all(e["status"] == "ok" for e in entries.values())
+
+
+def test_a_checkpoint_of_another_run_is_not_a_failed_network(tmp_path):
+    from jnas.benchmarks.training import TrainingEvaluator
+    from jnas.errors import MachineFault
+    from jnas.train.loop import CheckpointMismatch
+    from jnas.train.optim import TrainConfig
+
+    assert issubclass(CheckpointMismatch, MachineFault)
+    rng = np.random.default_rng(0)
+    data = ((rng.integers(0, 256, (64, 8, 8, 3), dtype=np.uint8), rng.integers(0, 2, 64)),
+            (rng.integers(0, 256, (16, 8, 8, 3), dtype=np.uint8), rng.integers(0, 2, 16)))
+
+    def builder(*args, **kwargs):
+        raise CheckpointMismatch(tmp_path, ["arch"])
+
+    ev = TrainingEvaluator("nb201", data, config=TrainConfig(epochs=1, batch_size=16, eval_batch_size=16,
+                                                             warmup_epochs=0), builder=builder, valid_size=16)
+    arch = ev.space.from_index(3)
+    with pytest.raises(CheckpointMismatch):
+        ev.evaluate(arch)
+    with pytest.raises(CheckpointMismatch):
+        evaluate_record(ev, arch, None)

@@ -43,10 +43,10 @@ import numpy as np
 from flax import nnx
 
 from jnas.benchmarks.protocol import unbatch
-from jnas.errors import JnasError, bad_argument, check_int, first_line
+from jnas.errors import JnasError, bad_argument, check_int, first_line, is_machine_fault
 from jnas.models.cost import activation_bytes_per_image
 from jnas.spaces import Space, get_space
-from jnas.train.loop import CheckpointMismatch, TrainingDiverged, pixel_stats, train
+from jnas.train.loop import TrainingDiverged, pixel_stats, train
 from jnas.train.optim import TrainConfig
 from jnas.train.sharding import check_divisible, make_mesh
 
@@ -379,12 +379,12 @@ class TrainingEvaluator:
                           "model_options": self.model_options},
             )
             memory = activation_bytes_per_image(model, self._train_data[0].shape[1:]) / 1e6
-        except CheckpointMismatch:
-            raise  # a stale checkpoint of another run is the user's problem to see, not a failed network
         except TrainingDiverged as e:
             record["reason"] = f"diverged: {e}"
             return record
         except Exception as e:  # noqa: BLE001 — a crashed run is data for the search, not the end of it
+            if is_machine_fault(e):  # a full disk or a stale checkpoint of another run: the user's to see
+                raise
             record["reason"] = first_line(e)
             return record
         record.update(

@@ -28,7 +28,7 @@ import socket
 import time
 from typing import Any
 
-from jnas.errors import JnasError, bad_argument, first_line
+from jnas.errors import JnasError, bad_argument, first_line, is_machine_fault
 
 
 @dataclasses.dataclass
@@ -60,11 +60,14 @@ class Outcome:
 
 def evaluate_record(evaluator, arch, fidelity) -> tuple[dict, float]:
     """``(record, seconds)`` of ``evaluator.evaluate(arch, fidelity)``; an exception becomes ``status: failed``
-    with its reason."""
+    with its reason, except a machine fault (``jnas.errors.is_machine_fault``: a full disk, a checkpoint
+    folder of another run), which is raised: it says nothing about the architecture."""
     t0 = time.perf_counter()
     try:
         rec = dict(evaluator.evaluate(arch, fidelity))
     except Exception as e:  # noqa: BLE001 — a crashed evaluation is data for the search, not the end of it
+        if is_machine_fault(e):  # ...unless the machine is at fault (a full disk): then the search stops
+            raise
         rec = {"status": "failed", "reason": first_line(e)}
     return rec, time.perf_counter() - t0
 
@@ -255,6 +258,9 @@ class RayBackend:
             seconds = time.perf_counter() - t0
             self._spawn()
         except ray.exceptions.RayTaskError as e:  # raised outside the evaluator's own error handling
+            if e.cause is not None and is_machine_fault(e.cause):  # a full disk on the worker: stop the search
+                self.close()
+                raise JnasError(first_line(e.cause).split(": ", 1)[-1]) from None
             rec, node, pid = {"status": "failed", "reason": first_line(e.cause if e.cause else e)}, "", None
             seconds = time.perf_counter() - t0
             self._idle.append(actor)

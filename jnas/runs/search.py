@@ -18,7 +18,7 @@ import numpy as np
 from jnas.benchmarks import get_benchmark
 from jnas.benchmarks.base import TabularBenchmark
 from jnas.benchmarks.protocol import Evaluator
-from jnas.errors import Interrupted, JnasError, check_int
+from jnas.errors import Interrupted, JnasError, MachineFault, check_int, first_line, is_machine_fault
 from jnas.runs.folder import ResultFolder
 from jnas.runs.results import FRONT_FILE, SearchResult, load_result, metric_name, summarise
 from jnas.runs.runner import is_multi, objective_keys, run_tabular
@@ -365,6 +365,15 @@ def _run_loop_plan(plan: SearchPlan, out, overwrite: bool, progress) -> SearchRe
             f"{kept[0]} of {total} evaluations are in {folder.path / JOURNAL}; rerun the same command to finish"
         )
         raise Interrupted(f"interrupted: {plan.strategy.name} on {plan.benchmark.name}: {where}") from None
+    except Exception as e:
+        if not is_machine_fault(e):
+            raise
+        total = plan.seeds * plan.strategy.n_queries
+        kept_where = "nothing is kept (no --out)" if folder is None else (
+            f"{kept[0]} of {total} evaluations are in {folder.path / JOURNAL}; rerun the same command once it is "
+            "fixed")
+        raise MachineFault(f"{first_line(e)}: the search stopped (the machine, not the architecture, is at "
+                           f"fault); {kept_where}") from None
     finally:
         backend.close()
     extra = {"seed0": plan.seed0, "prng": plan.prng,

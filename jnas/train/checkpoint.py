@@ -23,7 +23,7 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 
-from jnas.errors import JnasError, first_line
+from jnas.errors import JnasError, MachineFault, first_line
 
 _ARRAYS, _META = "arrays", "meta"
 
@@ -93,7 +93,7 @@ def save(directory, epoch: int, *, state, opt_state, key, history: list, meta: d
             raise
         # orbax's abandoned write tasks report the same full disk once more when collected, on exit
         logging.getLogger("asyncio").addFilter(_not_disk_full)
-        raise JnasError(f"checkpoint_dir: cannot write the checkpoint of epoch {epoch} in {directory} (No space "
+        raise MachineFault(f"checkpoint_dir: cannot write the checkpoint of epoch {epoch} in {directory} (No space "
                         "left on device); the checkpoints before it are kept: free some space and rerun the same "
                         "command to resume") from None
     finally:

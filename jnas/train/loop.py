@@ -31,7 +31,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from jnas.errors import JnasError, bad_argument
+from jnas.errors import MachineFault, bad_argument
 from jnas.train import checkpoint as ckpt
 from jnas.train.augment import augment_batch, eval_batch
 from jnas.train.data import epoch_batches
@@ -269,7 +269,7 @@ def _steps(gd_train, gd_eval, config: TrainConfig, steps_per_epoch: int, mean: t
     return optimizer, train_step, eval_step
 
 
-class CheckpointMismatch(JnasError):
+class CheckpointMismatch(MachineFault):
     """``checkpoint_dir`` holds a checkpoint of a different run; ``differences`` names each field that differs."""
 
     def __init__(self, directory, differences: list[str]):
