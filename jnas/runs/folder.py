@@ -176,8 +176,9 @@ class ResultFolder:
                      f"; the seeds finished before it are kept in {self.path}: free some space and rerun the same "
                      "command to finish")
 
-    def load_chunks(self, n_chunks: int) -> dict[int, dict[str, np.ndarray]]:
-        """The finished chunks ``{c: arrays}`` (a damaged chunk file is dropped and recomputed)."""
+    def load_chunks(self, n_chunks: int, required: tuple[str, ...] = ()) -> dict[int, dict[str, np.ndarray]]:
+        """The finished chunks ``{c: arrays}``; a damaged chunk file, or one without every ``required`` array,
+        is dropped and recomputed."""
         out = {}
         for c in range(n_chunks):
             f = self._chunk_file(c)
@@ -185,7 +186,10 @@ class ResultFolder:
                 continue
             try:
                 with np.load(f) as z:
-                    out[c] = {k: z[k] for k in z.files}
+                    arrays = {k: z[k] for k in z.files}
+                if any(k not in arrays for k in required):
+                    raise KeyError(required)
+                out[c] = arrays
             except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error):
                 f.unlink(missing_ok=True)
         return out

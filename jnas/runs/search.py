@@ -271,9 +271,18 @@ def known_objectives(bench, keys) -> dict:
     return known
 
 
+#: the arrays of a saved chunk of seeds (a chunk file without them is recomputed)
+CHUNK_ARRAYS = ("rows", "values", "seconds")
+
+
 def _read_back(folder: ResultFolder) -> SearchResult:
     """The finished result of the same run, instead of running it again."""
-    result = load_result(folder.path)
+    try:
+        result = load_result(folder.path)
+    except JnasError as e:  # rerunning alone would find the folder finished again and say the same
+        raise JnasError(f"{str(e).split('; rerun the search')[0]}; delete summary.json and trajectory.npz in "
+                        f"{folder.path} and rerun the same command (a table search recomputes them, a training "
+                        "search rebuilds them from its journal), or rerun it with --overwrite") from None
     result.origin = "read"
     return result
 
@@ -293,7 +302,8 @@ def run_plan(plan: SearchPlan, out: str | Path | None = None, overwrite: bool = 
         if folder.open(overwrite) == "done":
             return _read_back(folder)
         n_chunks = math.ceil(plan.seeds / plan.chunk)
-        done = {c: (a["rows"], a["values"], float(a["seconds"])) for c, a in folder.load_chunks(n_chunks).items()}
+        chunks = folder.load_chunks(n_chunks, CHUNK_ARRAYS)
+        done = {c: (a["rows"], a["values"], float(a["seconds"])) for c, a in chunks.items()}
         on_chunk = lambda c, r, v, dt: folder.save_chunk(  # noqa: E731
             c, {"rows": r, "values": v, "seconds": np.float64(dt)}
         )
