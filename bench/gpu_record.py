@@ -135,6 +135,8 @@ def part_darts_epoch(limit: float, small: bool, device: str) -> dict:
 def part_bf16(limit: float, small: bool, device: str) -> dict:
     import train_throughput as tt
 
+    from jnas.spaces import get_space
+
     batch = 8 if small else 256
     n = 2 if small else 50
     options = {"channels": 4, "cells_per_stage": 1} if small else {}
@@ -143,7 +145,7 @@ def part_bf16(limit: float, small: bool, device: str) -> dict:
     try:
         for name, bf16 in (("float32", False), ("bfloat16", True)):
             tt.recipe = lambda net, b, _bf16=bf16: base(net, b).replace(bf16=_bf16)
-            runner = tt.JnasRunner("nb201", tt.ARCHS["nb201"], options, batch)
+            runner = tt.JnasRunner("nb201", get_space("nb201").from_string(tt.ARCHS["nb201"]), options, batch)
             runner.run(3)  # compile and warm up
             seconds[name] = runner.run(n) / n
     finally:
