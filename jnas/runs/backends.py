@@ -17,7 +17,10 @@ submits, journals every outcome before the next ask, and decides retries.
 
 Faults a backend turns into a failed ``Outcome`` (with its reason) instead of
 an exception: the evaluator raising, a worker process dying mid-task, a task
-past ``timeout`` seconds (Ray: its worker is killed and replaced).
+past ``timeout`` seconds (Ray: its worker is killed and replaced). A machine
+fault (``jnas.errors.is_machine_fault``: a full disk, a checkpoint folder of
+another run) is raised instead, here or from a worker: it says nothing about
+the architecture, and the search stops.
 """
 
 from __future__ import annotations
