@@ -71,8 +71,7 @@ def _ray_backend(evaluator, workers):
 
     t0 = time.perf_counter()
     backend = RayBackend(evaluator, workers=workers)
-    while backend._starting:  # workers up before the clock starts
-        backend._started_worker(next(iter(backend._starting)))
+    backend.ready()  # workers up before the clock starts
     return backend, time.perf_counter() - t0
 
 

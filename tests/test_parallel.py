@@ -241,6 +241,11 @@ def ray_runtime():
 def test_ray_sync_equals_local_and_records_where_it_ran(ray_runtime, nb201, tmp_path):
     opts = {"batch_size": 3, "population_size": 6, "sample_size": 2}
     local = search(TableByCalls(nb201, tmp_path), "re", 12, seeds=2, options=opts, out=tmp_path / "local")
+    from jnas.runs.backends import RayBackend
+
+    backend = RayBackend(TableByCalls(nb201, tmp_path), workers=2)
+    assert backend.ready() >= 0 and len(backend._idle) == 2 and not backend._starting
+    backend.close()
     ray = search(TableByCalls(nb201, tmp_path), "re", 12, seeds=2, options=opts, out=tmp_path / "ray", workers=2)
     np.testing.assert_array_equal(_values(local), _values(ray))
     summary = json.loads((tmp_path / "ray" / "summary.json").read_text())

@@ -240,6 +240,13 @@ class RayBackend:
                 return out
         return []
 
+    def ready(self) -> float:
+        """Block until every worker has started (its process up, the evaluator loaded); seconds waited."""
+        t0 = time.perf_counter()
+        while self._starting:
+            self._started_worker(next(iter(self._starting)))
+        return time.perf_counter() - t0
+
     def _started_worker(self, ref) -> None:
         actor = self._starting.pop(ref)
         try:
