@@ -19,6 +19,7 @@ from jnas.strategies.mcts import MCTS
 from jnas.strategies.mobo import MOBO
 from jnas.strategies.nsga2 import NSGA2
 from jnas.strategies.pbnas import PredictorBasedNAS
+from jnas.strategies.pnas import PNAS
 from jnas.strategies.random_search import RandomSearch
 from jnas.strategies.reinforce import Reinforce
 from jnas.strategies.tpe import TPE
@@ -28,7 +29,7 @@ _REGISTRY: dict[str, type[Strategy]] = {
     for cls in (
         RandomSearch, RegularizedEvolution, LocalSearch, TPE, Bananas, BayesianOptimisation,
         LaNAS, RegressionTree, MCTS, PredictorBasedNAS, AnasodRS, AnasodBiasedRS, AnasodBO, AnasodNEP, AnasodLS,
-        NSGA2, MOBO, Hyperband, BOHB, Reinforce,
+        NSGA2, MOBO, Hyperband, BOHB, Reinforce, PNAS,
     )
 }
 
