@@ -150,13 +150,16 @@ def test_budget_above_the_space_size_is_refused_once_with_one_message(bench, mon
     for name in never:
         cls = get_strategy(name)
         monkeypatch.setattr(cls, "setup", lambda self: pytest.fail("setup ran before the budget check"))
-        expected = (f"budget: got {n + 1}, expected at most {n} "
-                    f"(the size of space 'nbgraph-proteins'; {name} never repeats an architecture)")
+        where, space = (("nb201/cifar10", get_benchmark("nb201/cifar10").space) if name in NB201_ONLY
+                        else (BENCH, bench.space))
+        m = space.size
+        expected = (f"budget: got {m + 1}, expected at most {m} "
+                    f"(the size of space {space.name!r}; {name} never repeats an architecture)")
         with pytest.raises(JnasError) as e:
-            make_strategy(name, bench.space, n + 1)
+            make_strategy(name, space, m + 1)
         assert str(e.value) == expected
         with pytest.raises(JnasError) as e:  # the search refuses with the very same message
-            search(BENCH, name, n + 1)
+            search(where, name, m + 1)
         assert str(e.value) == expected
         monkeypatch.undo()
     # a strategy that may repeat takes any budget
