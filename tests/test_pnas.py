@@ -43,7 +43,7 @@ def test_pnas_grows_the_beam_one_block_per_step(nb201):
         rounds.append((np.asarray(archs), np.asarray(values)))
         state = tell(state, archs, jnp.asarray(values))
     seen = set()
-    for t, (archs, values) in enumerate(rounds):
+    for t, (archs, _values) in enumerate(rounds):
         n = [int(blocks(a)) for a in archs]
         assert n == [min(t + 1, 6)] * 8, (t, n)
         for a in archs:
