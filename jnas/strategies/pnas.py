@@ -37,31 +37,29 @@ def blocks(arch, none: int = 0) -> jax.Array:
     return jnp.sum(jnp.asarray(arch) != none).astype(jnp.int32)
 
 
-def expansions(arch, n_ops: int, none: int = 0):
-    """Every cell with one more block than ``arch``: ``(cells int[E·(n_ops-1), E], valid bool[E·(n_ops-1)])``.
-
-    Candidate ``e·(n_ops-1) + j`` sets edge ``e`` to op ``j`` (ops other than
-    ``none``, in order); it is valid where edge ``e`` of ``arch`` is ``none``.
-    """
+def _one_edge_edits(arch, n_ops: int, none: int):
+    """Every cell that sets one edge of ``arch`` to one non-``none`` op: ``(cells int[E·(n_ops-1), E], old op,
+    new op)``, candidate ``e·(n_ops-1) + j`` setting edge ``e`` to the ``j``-th non-``none`` op."""
     arch = jnp.asarray(arch)
     n_edges = arch.shape[0]
     ops = jnp.asarray([o for o in range(n_ops) if o != none], arch.dtype)
     e = jnp.repeat(jnp.arange(n_edges), n_ops - 1)
     o = jnp.tile(ops, n_edges)
-    cells = jnp.tile(arch[None], (n_edges * (n_ops - 1), 1)).at[jnp.arange(e.shape[0]), e].set(o)
-    return cells, arch[e] == none
+    return jnp.tile(arch[None], (e.shape[0], 1)).at[jnp.arange(e.shape[0]), e].set(o), arch[e], o
+
+
+def expansions(arch, n_ops: int, none: int = 0):
+    """Every cell with one more block than ``arch``: ``(cells int[E·(n_ops-1), E], valid bool[E·(n_ops-1)])``;
+    a candidate is valid where it sets a ``none`` edge of ``arch``."""
+    cells, old, _ = _one_edge_edits(arch, n_ops, none)
+    return cells, old == none
 
 
 def op_changes(arch, n_ops: int, none: int = 0):
     """Every cell that changes one non-``none`` edge of ``arch`` to another non-``none`` op (same blocks):
     ``(cells, valid)`` of the same layout as ``expansions``."""
-    arch = jnp.asarray(arch)
-    n_edges = arch.shape[0]
-    ops = jnp.asarray([o for o in range(n_ops) if o != none], arch.dtype)
-    e = jnp.repeat(jnp.arange(n_edges), n_ops - 1)
-    o = jnp.tile(ops, n_edges)
-    cells = jnp.tile(arch[None], (n_edges * (n_ops - 1), 1)).at[jnp.arange(e.shape[0]), e].set(o)
-    return cells, (arch[e] != none) & (arch[e] != o)
+    cells, old, new = _one_edge_edits(arch, n_ops, none)
+    return cells, (old != none) & (old != new)
 
 
 class PNAS(Strategy):
