@@ -226,10 +226,11 @@ def test_a_method_refuses_a_space_it_does_not_support():
 
 def test_list_names_the_one_shot_methods_and_their_options(capsys):
     rc, out, _ = cli(["list"], capsys)
-    methods = "darts, darts2, gdas, snas, pc-darts, pdarts, anasod-dnas"
+    methods = "darts, darts2, gdas, snas, pc-darts, pdarts, anasod-dnas, enas"
     assert rc == 0 and f"one-shot methods (jnas supernet): {methods}" in out
     assert "snas --set tau_max=1.0" in out and "resource_lambda=0.0" in out
     assert "gdas --set tau_max=10.0" in out and "supernet nb201 --model channels=16" in out
+    assert "enas --set controller=lstm" in out and "enas --set derive_examples=1024" in out
 
 
 def test_search_cli_runs_a_strategy_on_a_trained_supernet(finished, tmp_path, capsys):

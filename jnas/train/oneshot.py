@@ -177,6 +177,39 @@ def _arch_step_grad(loss: Callable, method: Method, params, arch, rest, xt, yt, 
     return value, grad
 
 
+def _policy_step(loss: Callable, method: Method, state: SupernetState, a_state, xv, yv, key, progress):
+    """``(L_val, val logits, arch, a_state)`` of a policy-gradient architecture step (ENAS): ``method.samples``
+    children drawn from the policy are scored with the shared weights on the architecture batch, their
+    accuracies (fractions in ``[0, 1]``) are the rewards of ``method.policy_update``. The reported loss and
+    logits are the first child's."""
+    flat = arch_value(state.arch)
+    tokens = jax.vmap(lambda k: method.sample_tokens(flat, k))(jax.random.split(key, method.samples))
+
+    def child(t):
+        w = arch_weights(method.space, method.arch_of_tokens(t))
+        value, (logits, _) = loss(state.params, state.arch, state.rest, xv, yv, key, progress, w)
+        return value, logits
+
+    values, logits = jax.lax.map(child, tokens)
+    rewards = jnp.mean(jnp.argmax(logits, -1) == yv[None, :], axis=-1, dtype=jnp.float32)
+    new_flat, a_state = method.policy_update(flat, a_state, tokens, rewards)
+    return values[0], logits[0], jax.tree.map(lambda _: new_flat, state.arch), a_state
+
+
+def touched_update(opt: optax.GradientTransformation, grads, opt_state, params):
+    """``opt.update`` that leaves every weight tensor whose gradient is all zero, and its optimizer state
+    (momentum), as it is, as PyTorch's optimizers skip a parameter without a gradient: a weight step on one
+    child of a supernet (one-hot edge weights) then moves that child's weights alone, weight decay and momentum
+    included. Non-parameter state (step counts) advances as usual."""
+    touched = jax.tree.map(lambda g: jnp.any(g != 0), grads)
+    upd, new_state = opt.update(grads, opt_state, params)
+    upd = jax.tree.map(lambda t, u: jnp.where(t, u, jnp.zeros_like(u)), touched, upd)
+    keep = optax.tree_utils.tree_map_params(opt, lambda _, t: t, new_state, touched,
+                                            transform_non_params=lambda _: jnp.bool_(True))
+    new_state = jax.tree.map(lambda k, new, old: jnp.where(k, new, old), keep, new_state, opt_state)
+    return upd, new_state
+
+
 def make_search_step(graphdef, method: Method, w_opt: optax.GradientTransformation,
                      a_opt: optax.GradientTransformation, config: TrainConfig, schedule, *, mean, std, mesh=None,
                      update_arch: bool = True):
@@ -202,7 +235,9 @@ def make_search_step(graphdef, method: Method, w_opt: optax.GradientTransformati
         k_t, k_v, k_arch, k_w = jax.random.split(key, 4)
         xt, xv = aug(k_t, xt), aug(k_v, xv)
         xi = schedule(n)
-        if update_arch:
+        if update_arch and method.policy_gradient:
+            v_loss, v_logits, arch, a_state = _policy_step(loss, method, state, a_state, xv, yv, k_arch, progress)
+        elif update_arch:
             (v_loss, v_logits), g_a = _arch_step_grad(loss, method, state.params, state.arch, state.rest, xt, yt,
                                                     xv, yv, k_arch, progress, xi, wd)
             upd, a_state = a_opt.update(g_a, a_state, state.arch)
@@ -212,7 +247,10 @@ def make_search_step(graphdef, method: Method, w_opt: optax.GradientTransformati
             arch = state.arch
         (t_loss, (logits, rest)), g_w = jax.value_and_grad(loss, has_aux=True)(
             state.params, arch, state.rest, xt, yt, k_w, progress)
-        upd, w_state = w_opt.update(g_w, w_state, state.params)
+        if method.trains_sampled_child:
+            upd, w_state = touched_update(w_opt, g_w, w_state, state.params)
+        else:
+            upd, w_state = w_opt.update(g_w, w_state, state.params)
         params = optax.apply_updates(state.params, upd)
         metrics = {
             "train_loss": t_loss,
@@ -409,7 +447,7 @@ def search_supernet(
             "lr": float(schedule((epoch + 1) * spe)),
             "derived": derived.tolist(),
             "derived_val_loss": derive_loss,
-            "arch": arch.tolist(),
+            "arch": method.record_arch(arch).tolist(),
             "seconds": time.perf_counter() - t0,
         }
         if frozen:
@@ -441,26 +479,31 @@ def _array(derived) -> np.ndarray:
 
 
 def derive(method: Method, state, arch: np.ndarray, arch_eval, data, config: TrainConfig, mesh, key, space_obj):
-    """``(architecture, its supernet loss on data or None)``: the method's derivation rule."""
+    """``(architecture, its supernet loss on data or None)``: the method's derivation rule.
+
+    ``"sample"``: each of ``method.derive_candidates`` is scored with the shared weights on ``data`` (its
+    first ``method.derive_examples`` examples when set) and the one with the lowest loss, or the highest
+    accuracy (``method.derive_by``; ties to the lower loss), is kept; a finite score beats a NaN one.
+    """
     space = method.space
     if method.derive == "argmax":
         return method.derive_arch(np.asarray(method.strengths(jnp.asarray(arch)))), None
-    from jnas.encodings import opdist
-
     if space_obj is None:
         raise bad_argument("space_obj", None, f"the {space} Space object (method {method.name} samples cells)")
-    counts = opdist.round_to_grid(jnp.asarray(arch), opdist.n_slots(space_obj))
-    best, best_loss = None, math.inf
-    for k in jax.random.split(key, method.derive_samples):
-        cand = np.asarray(opdist.decode(k, counts, space_obj))
-        loss, _ = evaluate_weights(arch_eval, state, arch_weights(space, cand), data, config.eval_batch_size, mesh)
-        # a finite loss beats a NaN one; something is always kept
-        if best is None or (math.isfinite(loss) and (not math.isfinite(best_loss) or loss < best_loss)):
-            best, best_loss = cand, loss
+    if method.derive_examples is not None:
+        data = (data[0][: method.derive_examples], data[1][: method.derive_examples])
+    best, best_key, best_loss = None, None, math.inf
+    for cand in method.derive_candidates(arch, key, space_obj):
+        cand = np.asarray(cand)
+        loss, acc = evaluate_weights(arch_eval, state, arch_weights(space, cand), data, config.eval_batch_size, mesh)
+        score = loss if method.derive_by == "loss" else -acc
+        rank = (score, loss) if math.isfinite(score) and math.isfinite(loss) else (math.inf, math.inf)
+        if best is None or rank < best_key:
+            best, best_key, best_loss = cand, rank, loss
     return best.astype(np.int8), (best_loss if math.isfinite(best_loss) else None)
 
 
 __all__ = ["SEARCH_CONFIG", "UNUSED_FIELDS", "SupernetResult", "SupernetState", "arch_gradient", "arch_value",
            "check_search_config", "derive",
            "evaluate_weights", "make_arch_eval", "make_loss", "make_search_step", "restore_supernet",
-           "search_config", "search_halves", "search_supernet", "split_half", "split_supernet"]
+           "search_config", "search_halves", "search_supernet", "split_half", "split_supernet", "touched_update"]

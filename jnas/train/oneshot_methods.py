@@ -103,6 +103,29 @@ Methods (``METHODS``; options settable with ``--set``):
     cells whose op counts are the Bomze rounding of ``N · p̃``
     (``jnas.encodings.opdist``), placed on random edges (random wiring on
     DARTS), the one with the lowest supernet validation loss kept.
+``enas``
+    Pham et al. (ICML 2018), weight sharing by a controller: the policy is
+    ``jnas.models.controller.Controller`` over the space's categorical
+    decisions (``controller = lstm``, ``hidden = 64``, ENAS's micro-search
+    size; or ``softmax``), its parameters one flat ``ArchParam`` array. Each
+    step the architecture step draws ``samples`` children, scores each with
+    the shared weights on the architecture batch (one-hot edge weights) and
+    takes one REINFORCE step on their accuracies (fractions in [0, 1]):
+    Adam ``arch_lr = 0.0035``, moving-average baseline (decay
+    ``baseline_decay = 0.99``, bias-corrected), entropy bonus ``entropy =
+    1e-4`` (ENAS's micro-search settings). The weight step trains one child
+    drawn from the updated policy, and only its weights move
+    (``trains_sampled_child``). ENAS alternates whole phases (an epoch of
+    weight steps, then a few hundred controller samples); jnas interleaves
+    one controller step per weight step, as its bilevel loop does for every
+    method. Not reproduced: ENAS's logit temperature and tanh constant.
+    Derivation: ``derive_samples = 10`` children drawn from the policy, the
+    one with the highest shared-weight accuracy on the first
+    ``derive_examples = 1024`` images of the architecture half kept (ENAS
+    scores its samples on one validation minibatch). ``strengths``: the
+    probability that a child carries op ``k`` on edge ``e``, estimated from
+    ``STRENGTH_DRAWS`` draws with a fixed key; that is what the history
+    records as ``arch``.
 """
 
 from __future__ import annotations
@@ -110,12 +133,13 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from flax import nnx
 
 from jnas.errors import JnasError, is_int, is_number
 from jnas.models.supernet import SPACES, derive_argmax, edge_weight_shape, limit_skips, node_softmax, op_names
@@ -169,6 +193,16 @@ class Method:
     config_defaults: dict = {}
     #: ops each edge of the supernet holds (``bool``, edge-weight shape; ``None``: all); P-DARTS prunes
     op_mask = None
+    #: the architecture step is a policy gradient on sampled children's rewards (``policy_update``), not a
+    #: gradient of the architecture batch's loss (ENAS)
+    policy_gradient: bool = False
+    #: the weight step updates only the weights the step's sampled child uses (weight tensors with a zero
+    #: gradient, and their optimizer state, are left as they are: ENAS)
+    trains_sampled_child: bool = False
+    #: what a sampling derivation keeps: the candidate with the lowest ``"loss"`` or highest ``"accuracy"``
+    derive_by: str = "loss"
+    #: examples of the architecture half a sampling derivation scores each candidate on (``None``: all)
+    derive_examples: int | None = None
 
     def __init__(self, space: str, **opts):
         if space not in self.spaces:
@@ -234,6 +268,19 @@ class Method:
     def derive_arch(self, strength) -> np.ndarray:
         """The derived architecture of per-edge op strengths (``derive == "argmax"``)."""
         return derive_argmax(self.space, strength)
+
+    def derive_candidates(self, arch, key, space_obj) -> list:
+        """The cells a sampling derivation (``derive == "sample"``) chooses among (override)."""
+        raise NotImplementedError
+
+    def record_arch(self, arch) -> np.ndarray:
+        """The architecture parameters as an epoch's record keeps them (``arch``); the parameters themselves by
+        default, ENAS the policy's op probabilities (its controller is too large to record every epoch)."""
+        return np.asarray(arch)
+
+    def recorded_strengths(self, recorded) -> np.ndarray:
+        """Per-edge op strengths of a recorded ``arch`` (``record_arch``'s output)."""
+        return np.asarray(self.strengths(jnp.asarray(recorded)))
 
     def stage_plan(self) -> list[dict]:
         """Per stage of a progressive search (P-DARTS), the supernet options (``--model``) that stage sets;
@@ -345,8 +392,8 @@ def early_stop_reason(method: Method, history: list[dict]) -> str | None:
             return f"skip: the derived normal cell has {n} skip connections (DARTS+: stop at 2)"
     if rule in ("rank", "both") and len(history) > method.stable_epochs:
         learnable = np.flatnonzero(op_parameters(method.space, 16) > 0)
-        ranks = [np.argsort(-np.asarray(method.strengths(jnp.asarray(h["arch"])))[..., learnable], axis=-1,
-                            kind="stable") for h in history[-(method.stable_epochs + 1):]]
+        ranks = [np.argsort(-method.recorded_strengths(h["arch"])[..., learnable], axis=-1, kind="stable")
+                 for h in history[-(method.stable_epochs + 1):]]
         if all(np.array_equal(r, ranks[0]) for r in ranks[1:]):
             return f"rank: the learnable ops' ranking has not changed for {method.stable_epochs} epochs"
     return None
@@ -558,9 +605,165 @@ class AnasodDNAS(Method):
     def arch_optimizer(self):
         return exponentiated_gradient(self.arch_lr)
 
+    def derive_candidates(self, arch, key, space_obj):
+        """``derive_samples`` cells whose op counts are the Bomze rounding of ``N · p̃``, on random edges."""
+        from jnas.encodings import opdist
+
+        counts = opdist.round_to_grid(jnp.asarray(arch), opdist.n_slots(space_obj))
+        return [np.asarray(opdist.decode(k, counts, space_obj)) for k in jax.random.split(key, self.derive_samples)]
+
+
+class PolicyState(NamedTuple):
+    """Architecture-optimiser state of a policy-gradient method: Adam's state and the reward baseline."""
+
+    adam: Any
+    num: jax.Array  # float[]: the baseline's moving average of rewards, before bias correction
+    den: jax.Array  # float[]: its weight (1 − β^n after n updates); 0 before the first
+
+
+#: controller draws that estimate ENAS's per-edge op probabilities (``strengths``), with a fixed key
+STRENGTH_DRAWS = 256
+
+
+class Enas(Method):
+    """ENAS: an LSTM (or softmax) controller samples children of the supernet; REINFORCE on their shared-weight
+    validation accuracy; the weights are trained on one sampled child per step."""
+
+    name = "enas"
+    derive = "sample"
+    policy_gradient = True
+    trains_sampled_child = True
+    derive_by = "accuracy"
+    options = (
+        MethodOption("controller", str, "lstm", "one of lstm, softmax", lambda v: v in ("lstm", "softmax")),
+        MethodOption("hidden", int, 64, "an integer >= 1", lambda v: v >= 1),
+        MethodOption("arch_lr", float, 0.0035, "a positive number", _positive),
+        MethodOption("baseline_decay", float, 0.99, "a number in [0, 1)", lambda v: 0.0 <= v < 1.0),
+        MethodOption("entropy", float, 1e-4, "a number >= 0", lambda v: v >= 0 and math.isfinite(v)),
+        MethodOption("samples", int, 1, "an integer >= 1", lambda v: v >= 1),
+        MethodOption("derive_samples", int, 10, "an integer >= 1", lambda v: v >= 1),
+        MethodOption("derive_examples", int, 1024, "an integer >= 1", lambda v: v >= 1),
+    )
+
+    def validate(self):
+        from jnas.spaces import get_space
+
+        self.space_obj = get_space(self.space)
+        self.cards = tuple(int(c) for c in np.asarray(self.space_obj.decisions.cardinality))
+        self._parts = self._jit = None
+
+    def __getstate__(self):  # the traced helpers are rebuilt on first use (a closure does not pickle)
+        state = dict(self.__dict__)
+        state["_parts"] = state["_jit"] = None
+        return state
+
+    def _controller(self):
+        """``(graphdef, abstract state, unravel)`` of the controller, built once."""
+        if self._parts is None:
+            from jax.flatten_util import ravel_pytree
+
+            from jnas.models.controller import Controller, init_controller_params
+
+            abstract = nnx.eval_shape(lambda: Controller(self.cards, self.controller, self.hidden, rngs=nnx.Rngs(0)))
+            graphdef, shapes = nnx.split(abstract)
+            _, unravel = ravel_pytree(init_controller_params(shapes, self.controller, jax.random.key(0)))
+            self._parts = (graphdef, shapes, unravel)
+        return self._parts
+
+    def init_arch(self, key):
+        from jax.flatten_util import ravel_pytree
+
+        from jnas.models.controller import init_controller_params
+
+        _, shapes, _ = self._controller()
+        flat, _ = ravel_pytree(init_controller_params(shapes, self.controller, key))
+        return flat.astype(jnp.float32)
+
+    def sample_tokens(self, arch, key) -> jax.Array:
+        """One draw of the controller with parameters ``arch`` (flat): the decision tokens ``int32[D]``."""
+        from jnas.models.controller import rollout
+
+        graphdef, _, unravel = self._controller()
+        return rollout(nnx.merge(graphdef, unravel(arch)), key)[0]
+
+    def arch_of_tokens(self, tokens):
+        """The space's (canonical) architecture of decision tokens; every token vector of NB201 and DARTS is one."""
+        sp = self.space_obj
+        return sp.canonicalize(sp.from_decisions(tokens))
+
+    def child_weights(self, tokens) -> jax.Array:
+        """One-hot edge weights of the child the tokens describe."""
+        from jnas.models.supernet import arch_weights
+
+        return arch_weights(self.space, self.arch_of_tokens(tokens))
+
+    def edge_weights(self, arch, key, progress):
+        return self.child_weights(self.sample_tokens(jax.lax.stop_gradient(arch), key))
+
+    def strengths(self, arch):
+        """The probability that a sampled child has op ``k`` on edge ``e`` (Monte Carlo over ``STRENGTH_DRAWS``
+        draws with a fixed key, so the same parameters give the same strengths)."""
+        keys = jax.random.split(jax.random.key(0), STRENGTH_DRAWS)
+        return jax.vmap(lambda k: self.child_weights(self.sample_tokens(arch, k)))(keys).mean(axis=0)
+
+    def _jitted(self):
+        """``(strengths, draw n children)`` compiled once per method object (called between epochs)."""
+        if self._jit is None:
+            def children(arch, key, n):
+                tokens = jax.vmap(lambda k: self.sample_tokens(arch, k))(jax.random.split(key, n))
+                return jax.vmap(self.arch_of_tokens)(tokens)
+
+            self._jit = (jax.jit(self.strengths), jax.jit(children, static_argnums=2))
+        return self._jit
+
+    def record_arch(self, arch):
+        return np.asarray(self._jitted()[0](jnp.asarray(arch, jnp.float32)))
+
+    def recorded_strengths(self, recorded):
+        return np.asarray(recorded, np.float32)
+
+    def derive_candidates(self, arch, key, space_obj):
+        """``derive_samples`` children drawn from the controller."""
+        return list(np.asarray(self._jitted()[1](jnp.asarray(arch, jnp.float32), key, self.derive_samples)))
+
+    def arch_optimizer(self):
+        adam = optax.adam(self.arch_lr)
+
+        def init(params):
+            # the loop hands over the supernet's ``ArchParam`` state; the policy steps on its one array
+            (flat,) = jax.tree.leaves(params)
+            return PolicyState(adam.init(flat), jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32))
+
+        def update(grads, state, params=None):
+            upd, inner = adam.update(grads, state.adam, params)
+            return upd, state._replace(adam=inner)
+
+        return optax.GradientTransformation(init, update)
+
+    def policy_update(self, arch, state: PolicyState, tokens, rewards):
+        """``(arch, state)`` after one REINFORCE step on children ``tokens`` (``int[S, D]``) with ``rewards``
+        (``float[S]``, shared-weight validation accuracy in ``[0, 1]``).
+
+        Loss ``−mean_s[(R_s − b) · log p(a_s)] − entropy · mean_s[H_s]`` (``jnas.models.controller.surrogate_loss``),
+        one Adam step; ``b`` is the bias-corrected moving average of earlier steps' mean rewards (decay
+        ``baseline_decay``; the step's own mean at the first step), updated after the step.
+        """
+        from jnas.models.controller import surrogate_loss
+
+        graphdef, _, unravel = self._controller()
+        mean = jnp.mean(rewards)
+        baseline = jnp.where(state.den > 0, state.num / jnp.where(state.den > 0, state.den, 1.0), mean)
+        adv = rewards - baseline
+        grad = jax.grad(lambda a: surrogate_loss(graphdef, unravel(a), tokens, adv, self.entropy))(arch)
+        upd, state = self.arch_optimizer().update(grad, state, arch)
+        beta = self.baseline_decay
+        return (optax.apply_updates(arch, upd),
+                state._replace(num=beta * state.num + (1 - beta) * mean, den=beta * state.den + (1 - beta)))
+
 
 #: method name -> class
-METHODS: dict[str, type[Method]] = {m.name: m for m in (Darts, Darts2, GDAS, SNAS, PCDarts, PDarts, AnasodDNAS)}
+METHODS: dict[str, type[Method]] = {m.name: m for m in (Darts, Darts2, GDAS, SNAS, PCDarts, PDarts, AnasodDNAS,
+                                                       Enas)}
 
 
 def make_method(name: str, space: str, **opts) -> Method:
@@ -574,5 +777,6 @@ def make_method(name: str, space: str, **opts) -> Method:
     return METHODS[name](space, **opts)
 
 
-__all__ = ["METHODS", "SNAS", "AnasodDNAS", "Darts", "Darts2", "GDAS", "Method", "MethodOption", "PCDarts", "PDarts",
+__all__ = ["METHODS", "SNAS", "AnasodDNAS", "Darts", "Darts2", "Enas", "GDAS", "Method", "MethodOption", "PCDarts",
+           "PDarts", "PolicyState",
            "EARLY_STOPS", "early_stop_reason", "exponentiated_gradient", "make_method", "op_parameters"]
