@@ -54,7 +54,14 @@ def sample_archs(n: int, seed: int = 12345) -> np.ndarray:
 
 
 def rank_study(folder: Path, archs: np.ndarray, bench) -> dict:
-    """Shared-weight accuracy of ``archs`` and Kendall τ against the table's validation and test accuracy."""
+    """Shared-weight accuracy of ``archs`` and Kendall τ against the table's validation and test accuracy, and
+    against the number of parameterised (convolution) edges; kept in ``folder/rank_study.json`` and read back
+    from there when the same architectures were scored before."""
+    space = get_space("nb201")
+    cells = [space.to_string(a) for a in archs]
+    cache = folder / "rank_study.json"
+    if cache.is_file() and json.loads(cache.read_text()).get("archs") == cells:
+        return json.loads(cache.read_text())["study"]
     ev = load_supernet_run(folder)
     t0 = time.perf_counter()
     shared = np.asarray(ev.query(archs, "valid_acc"), np.float64)
@@ -62,9 +69,30 @@ def rank_study(folder: Path, archs: np.ndarray, bench) -> dict:
     rows = np.asarray(bench.rows(archs))
     valid = np.asarray(bench.column(*bench.search_metric), np.float64)[rows]
     test = np.asarray(bench.column(*bench.test_metric), np.float64)[rows]
-    return {"kendall_tau_valid": kendall_tau(shared, valid), "kendall_tau_test": kendall_tau(shared, test),
-            "shared_acc_mean": float(np.nanmean(shared)), "shared_acc_min": float(np.nanmin(shared)),
-            "shared_acc_max": float(np.nanmax(shared)), "scoring_seconds": seconds}
+    convs = np.isin(np.asarray(archs), [2, 3]).sum(-1).astype(np.float64)  # nor_conv_1x1, nor_conv_3x3
+    study = {"kendall_tau_valid": kendall_tau(shared, valid), "kendall_tau_test": kendall_tau(shared, test),
+             "kendall_tau_shared_vs_convs": kendall_tau(shared, convs),
+             "kendall_tau_table_vs_convs": kendall_tau(valid, convs),
+             "shared_acc_mean": float(np.nanmean(shared)), "shared_acc_min": float(np.nanmin(shared)),
+             "shared_acc_max": float(np.nanmax(shared)), "scoring_seconds": seconds,
+             "shared_acc": shared.tolist(), "table_valid_acc": valid.tolist()}
+    cache.write_text(json.dumps({"archs": cells, "study": study}) + "\n")
+    return study
+
+
+def machine() -> str:
+    """CPU model, core count and JAX backend of this machine."""
+    import os
+    import platform
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, {jax.default_backend()}"
 
 
 def main():
@@ -101,8 +129,15 @@ def main():
                                   "nb201_test_acc": rec.get("nb201_test_acc"),
                                   "seconds_per_epoch": float(np.median([h["seconds"] for h in rec["history"]])),
                                   **study})
+            write_record(args, runs, time.perf_counter() - t_all)
+
+
+def write_record(args, runs: dict, wall: float) -> None:
+    """The aggregate of the runs finished so far (written after each, so a stopped study keeps them)."""
     summary = {}
     for variant, recs in runs.items():
+        if not recs:
+            continue
         out = {}
         for k in ("kendall_tau_valid", "kendall_tau_test"):
             v = np.asarray([r[k] for r in recs], np.float64)
@@ -110,10 +145,11 @@ def main():
             out[k + "_se"] = float(v.std(ddof=1) / math.sqrt(v.size)) if v.size > 1 else 0.0
         acc = [r["nb201_test_acc"]["cifar10"] for r in recs if r.get("nb201_test_acc")]
         out["derived_cifar10_test_acc"] = float(np.mean(acc)) if acc else None
+        out["kendall_tau_shared_vs_convs"] = float(np.mean([r["kendall_tau_shared_vs_convs"] for r in recs]))
         summary[variant] = out
     record = {"data": DATA, "model_options": MODEL, "epochs": args.epochs, "seeds": args.seeds,
-              "archs": args.archs, "arch_sample_seed": 12345, "wall_seconds": time.perf_counter() - t_all,
-              "summary": summary, "runs": runs}
+              "seeds_done": {v: len(r) for v, r in runs.items()}, "archs": args.archs, "arch_sample_seed": 12345,
+              "machine": machine(), "wall_seconds": wall, "summary": summary, "runs": runs}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(record, indent=2) + "\n")
     for variant, s in summary.items():

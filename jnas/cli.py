@@ -168,15 +168,22 @@ def _search_target(args):
         if args.supernet is None:
             raise JnasError("--supernet: missing (--evaluator supernet needs the folder of a finished "
                             "`jnas supernet` run)")
+        # --space may name a variant the supernet can score (darts-blocks on a darts supernet)
+        given = [g for g in given if g != "--space"]
         if args.benchmark is not None or given:
             flag = "--benchmark" if args.benchmark is not None else given[0]
             raise JnasError(f"{flag}: does not apply with --evaluator supernet (the run in --supernet fixes space, "
                             "data and network)")
         if args.float64:
             raise JnasError("--float64: applies only to table searches")
+        if args.space is not None:
+            from jnas.spaces import get_space
+
+            get_space(args.space)  # an unknown name fails before the supernet loads
         from jnas.runs.supernet import load_supernet_run
 
-        return load_supernet_run(args.supernet)
+        evaluator = load_supernet_run(args.supernet)
+        return evaluator if args.space is None else evaluator.for_space(args.space)
     if args.evaluator == "table":
         if args.benchmark is None:
             raise JnasError("--benchmark: missing (e.g. nb201/cifar10; or --evaluator train --space ...)")
@@ -570,7 +577,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "searches never look at test data otherwise)")
     s.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     tr = s.add_argument_group("training search (--evaluator train)")
-    tr.add_argument("--space", default=None, help="search space whose networks are trained, e.g. nb201")
+    tr.add_argument("--space", default=None, help="search space whose networks are trained, e.g. nb201 (with "
+                    "--evaluator supernet: a variant the supernet scores, darts-blocks on a darts supernet)")
     tr.add_argument("--data", default="cifar10_subset", help="dataset (as for `jnas train`)")
     tr.add_argument("--epochs", type=int, default=None, help="training schedule and default fidelity")
     tr.add_argument("--model", action="append", metavar="KEY=VALUE", help="network option, e.g. channels=8")

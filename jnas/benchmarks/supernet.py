@@ -14,6 +14,14 @@ costs 0 epochs; a repeated query is answered from a cache.
 
 Build one from a finished ``jnas supernet`` run with
 ``jnas.runs.supernet.load_supernet_run(out)``.
+
+A space whose architectures a supernet of another space can score names
+that space in ``supernet_space``: ``darts-blocks`` (PNAS's cells of 1 to 4
+nodes) on a ``darts`` supernet, ``evaluator.for_space("darts-blocks")``.
+An absent node's two edges then get one-hot ``none`` weights: the node is a
+zero map in the supernet's fixed four-node concat (its channels stay, at
+zero), whereas the training evaluator builds the narrower network that
+concatenates the present nodes alone.
 """
 
 from __future__ import annotations
@@ -60,8 +68,7 @@ class SupernetEvaluator:
         from jnas.train.sharding import make_mesh
 
         self.space = get_space(space) if isinstance(space, str) else space
-        if self.space.name != method.space:
-            raise bad_argument("space", self.space.name, f"{method.space}, the space of the supernet")
+        _check_space(self.space, method.space)
         self.name = name or f"supernet/{self.space.name}"
         self.method, self.config = method, config
         self.mesh = make_mesh() if mesh is None else mesh
@@ -134,6 +141,23 @@ class SupernetEvaluator:
     def test_value(self, arch) -> float:
         return float(self.evaluate(arch, test=True)["test_acc"])
 
+    def for_space(self, space) -> SupernetEvaluator:
+        """This supernet scoring the architectures of ``space`` (a name or a ``Space``): its own space, or one
+        that names it in ``supernet_space`` (``darts-blocks`` on a ``darts`` supernet). A copy with its own
+        cache and history; the weights and data are shared."""
+        from jnas.spaces import get_space
+
+        sp = get_space(space) if isinstance(space, str) else space
+        _check_space(sp, self.method.space)
+        ev = object.__new__(type(self))
+        ev.__dict__.update(self.__dict__)
+        ev.space = sp
+        ev.name = self.name.replace(f"supernet/{self.space.name}/", f"supernet/{sp.name}/", 1)
+        if ev.name == self.name and sp is not self.space:
+            ev.name = f"{self.name} ({sp.name})"
+        ev._cache, ev.history, ev.failures = {}, [], []
+        return ev
+
     def index_of(self, arch) -> int:
         if not self.space.enumerable:
             return -1
@@ -162,7 +186,7 @@ class SupernetEvaluator:
         try:
             if not bool(self.space.is_valid(arch)):
                 raise JnasError(f"not a valid {self.space.name} architecture")
-            weights = arch_weights(self.space.name, arch)
+            weights = arch_weights(self.method.space, arch)
             pruned = self.method.op_mask is not None and bool(np.any((np.asarray(weights) > 0) & ~self.method.op_mask))
             if pruned:
                 raise JnasError(f"uses an op that {self.method.name} pruned from this supernet's edges")
@@ -182,6 +206,13 @@ class SupernetEvaluator:
 
     def __repr__(self) -> str:
         return f"<supernet evaluator {self.name} ({len(self.history)} evaluated, {len(self.failures)} failed)>"
+
+
+def _check_space(space, supernet_space: str) -> None:
+    """Refuse a space whose architectures a supernet of ``supernet_space`` cannot score (one line)."""
+    if space.name != supernet_space and getattr(space, "supernet_space", None) != supernet_space:
+        raise bad_argument("space", space.name, f"{supernet_space}, the space of the supernet, or a variant of it "
+                           "(darts-blocks on a darts supernet)")
 
 
 def _fingerprint(state) -> str:

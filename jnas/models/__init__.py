@@ -27,7 +27,8 @@ _BUILDERS = {
     "nb201": ("jnas.models.nb201", {}),
     "nb201-3": ("jnas.models.nb201", {}, "to_nb201"),  # the NB201 network of the same cell
     "nb101": ("jnas.models.nb101", {}),
-    "darts": ("jnas.models.darts", {}),
+    "darts": ("jnas.models.darts", {"space": "darts"}),
+    "darts-blocks": ("jnas.models.darts", {"space": "darts-blocks"}),  # PNAS's cells of 1..4 nodes
     "convnet": ("jnas.models.convnet", {"space": "convnet"}),
     "convnet-small": ("jnas.models.convnet", {"space": "convnet-small"}),
     "nago": ("jnas.models.nago", {"generator": "hnag"}),

@@ -14,6 +14,11 @@ is then at twice the resolution), else by ``ReLUConvBN(c_pp, c, 1×1)``; input
 its two edges (``DARTS_OPS``; stride 2 in reduction cells when the edge reads
 node 0 or 1). The cell output concatenates nodes 2..5 (``4 c`` channels).
 
+Cells of fewer blocks (``space="darts-blocks"``, PNAS's progressive cells):
+only the present nodes ``2 .. b + 1`` are built and concatenated (``b c``
+channels), so the ``b``-block network is the narrower network PNAS trains,
+not a four-node cell with zero nodes.
+
 Training extras, both active only in training mode (``model.train()``, or
 ``nnx.view(model, deterministic=False, use_running_average=False)``):
 
@@ -45,7 +50,7 @@ from flax import nnx
 
 from jnas.errors import bad_argument, check_int, is_number
 from jnas.models.ops import DARTS_OPS, DropPath, FactorizedReduce, Identity, ReLUConvBN, batch_norm, conv
-from jnas.spaces.darts import DARTS, N_EDGES, N_NODES, OPS
+from jnas.spaces.darts import DARTS, N_EDGES, NONE, OPS
 
 _EXPECTED = (
     "a valid DARTS architecture int8[2, 8, 2] (cell, edge, (input node, op)) with distinct, "
@@ -54,10 +59,16 @@ _EXPECTED = (
 STEM_MULTIPLIER = 3
 AUX_HIDDEN, AUX_FEATURES = 128, 768
 _IS_VALID = jax.jit(DARTS.is_valid)  # one compiled program, not many eager ops per build
+#: spaces whose architectures this network builds (``build(..., space=...)``)
+SPACES = ("darts", "darts-blocks")
+_EXPECTED_BLOCKS = (
+    "a valid darts-blocks architecture int8[2, 8, 2] (cell, edge, (input node, op)): 1 to 4 present nodes per "
+    "cell, each with distinct, sorted inputs and no 'none' op, then absent nodes ((0, none), (1, none))"
+)
 
 
 class DartsCell(nnx.Module):
-    """One normal or reduction cell: ``(s0, s1) -> [B, H', W', 4 c]``."""
+    """One normal or reduction cell: ``(s0, s1) -> [B, H', W', n_nodes c]`` (``n_nodes``: its present nodes)."""
 
     def __init__(
         self,
@@ -76,6 +87,9 @@ class DartsCell(nnx.Module):
         else:
             self.pre0 = ReLUConvBN(c_pp, c, 1, 1, 0, rngs=rngs)
         self.pre1 = ReLUConvBN(c_p, c, 1, 1, 0, rngs=rngs)
+        #: present intermediate nodes (4 in a DARTS cell; fewer in a darts-blocks cell: absent nodes are trailing)
+        self.n_nodes = int(np.sum(np.asarray(genes)[0::2, 1] != NONE))
+        genes = np.asarray(genes)[: 2 * self.n_nodes]
         self.inputs = tuple(int(i) for i in genes[:, 0])
         edges, drops = [], []
         for inp, op in genes:
@@ -88,7 +102,7 @@ class DartsCell(nnx.Module):
 
     def __call__(self, s0, s1):
         states = [self.pre0(s0), self.pre1(s1)]
-        for node in range(N_NODES):
+        for node in range(self.n_nodes):
             total = None
             for e in (2 * node, 2 * node + 1):
                 h = self.edges[e](states[self.inputs[e]])
@@ -167,7 +181,7 @@ class DartsNetwork(nnx.Module):
                 )
             )
             reduction_prev = reduction
-            c_pp, c_p = c_p, N_NODES * c
+            c_pp, c_p = c_p, cells[-1].n_nodes * c
             if i == self.aux_after:
                 c_aux = c_p
         self.cells = nnx.List(cells)
@@ -199,21 +213,38 @@ class DartsNetwork(nnx.Module):
         return logits if aux is None else (logits, aux)
 
 
-def genes_of(arch) -> np.ndarray:
-    """``arch`` as a host ``int[2, 8, 2]`` array after checking it is a valid DARTS architecture."""
+def _blocks_valid():
+    """The jitted ``is_valid`` of ``darts-blocks`` (compiled on first use)."""
+    global _IS_VALID_BLOCKS
+    if _IS_VALID_BLOCKS is None:
+        from jnas.spaces.darts_blocks import DARTS_BLOCKS
+
+        _IS_VALID_BLOCKS = jax.jit(DARTS_BLOCKS.is_valid)
+    return _IS_VALID_BLOCKS
+
+
+_IS_VALID_BLOCKS = None
+
+
+def genes_of(arch, space: str = "darts") -> np.ndarray:
+    """``arch`` as a host ``int[2, 8, 2]`` array after checking it is a valid architecture of ``space``
+    (``darts``, or ``darts-blocks``: cells of 1 to 4 nodes)."""
+    if space not in SPACES:
+        raise bad_argument("space", space, " or ".join(repr(s) for s in SPACES))
+    expected = _EXPECTED if space == "darts" else _EXPECTED_BLOCKS
     try:
         a = np.asarray(arch)
     except (TypeError, ValueError):
-        raise bad_argument("arch", arch, _EXPECTED + ", as concrete (untraced) arrays") from None
+        raise bad_argument("arch", arch, expected + ", as concrete (untraced) arrays") from None
     if a.shape != (2, N_EDGES, 2) or not np.issubdtype(a.dtype, np.integer):
-        raise bad_argument("arch", f"array of shape {a.shape} and dtype {a.dtype}", _EXPECTED)
+        raise bad_argument("arch", f"array of shape {a.shape} and dtype {a.dtype}", expected)
     if not np.array_equal(a.astype(np.int8), a):  # would wrap around in the space's int8/int32 checks
-        raise bad_argument("arch", a.tolist(), _EXPECTED)
+        raise bad_argument("arch", a.tolist(), expected)
     # Eager even inside a trace (e.g. building under ``nnx.eval_shape``): the structure is static.
     with jax.ensure_compile_time_eval():
-        valid = bool(_IS_VALID(a))
+        valid = bool((_IS_VALID if space == "darts" else _blocks_valid())(a))
     if not valid:
-        raise bad_argument("arch", a.tolist(), _EXPECTED)
+        raise bad_argument("arch", a.tolist(), expected)
     return a.astype(np.int64)
 
 
@@ -227,15 +258,17 @@ def build(
     auxiliary: bool = False,
     drop_path_rate: float = 0.0,
     in_channels: int = 3,
+    space: str = "darts",
 ) -> DartsNetwork:
     """The DARTS evaluation network of ``arch`` (``int8[2, 8, 2]``, normal and reduce cell).
 
     Defaults are DARTS's CIFAR-10 evaluation setting (36 channels, 20 cells);
     ``auxiliary`` adds the auxiliary head at cell ``2 * layers // 3``;
     ``drop_path_rate`` is the drop-path probability in training mode;
-    ``in_channels`` is the image channel count.
+    ``in_channels`` is the image channel count; ``space`` is ``darts`` or
+    ``darts-blocks`` (cells of 1 to 4 nodes: only the present ones are built).
     """
-    genes = genes_of(arch)
+    genes = genes_of(arch, space)
     if not (is_number(drop_path_rate) and 0 <= drop_path_rate < 1):
         raise bad_argument("drop_path_rate", drop_path_rate, "a drop probability in [0, 1)")
     if not isinstance(auxiliary, (bool, np.bool_)):
@@ -252,4 +285,4 @@ def build(
     )
 
 
-__all__ = ["AuxiliaryHead", "DartsCell", "DartsNetwork", "build", "genes_of"]
+__all__ = ["SPACES", "AuxiliaryHead", "DartsCell", "DartsNetwork", "build", "genes_of"]

@@ -13,6 +13,7 @@ _REGISTRY = {
     "nb201-3": ("jnas.spaces.nb201", "NB201_3"),
     "nb101": ("jnas.spaces.nb101", "NB101"),
     "darts": ("jnas.spaces.darts", "DARTS"),
+    "darts-blocks": ("jnas.spaces.darts_blocks", "DARTS_BLOCKS"),
     "convnet": ("jnas.spaces.convnet", "CONVNET"),
     "convnet-small": ("jnas.spaces.convnet", "CONVNET_SMALL"),
     "nbgraph": ("jnas.spaces.nbgraph", "NBGRAPH"),
