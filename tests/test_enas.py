@@ -140,6 +140,7 @@ def test_derivation_keeps_the_most_accurate_sampled_child_not_the_lowest_loss():
     ({"controller": "gru"}, r"^--set controller: got 'gru', expected one of lstm, softmax$"),
     ({"baseline_decay": 1.0}, r"^--set baseline_decay: got 1\.0, expected a number in \[0, 1\)$"),
     ({"samples": 0}, r"^--set samples: got 0, expected an integer >= 1$"),
+    ({"controller": "softmax", "hidden": 8}, r"^--set hidden: applies only with controller=lstm"),
     ({"lr": 0.1}, r"^--set lr: unknown option for method 'enas'; valid options: controller, hidden, arch_lr"),
 ])
 def test_bad_options_are_one_line_errors(opts, match):

@@ -648,6 +648,8 @@ class Enas(Method):
     def validate(self):
         from jnas.spaces import get_space
 
+        if self.controller != "lstm" and self.hidden != 64:
+            raise JnasError(f"--set hidden: applies only with controller=lstm (got controller={self.controller})")
         self.space_obj = get_space(self.space)
         self.cards = tuple(int(c) for c in np.asarray(self.space_obj.decisions.cardinality))
         self._parts = self._jit = None
