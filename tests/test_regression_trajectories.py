@@ -19,9 +19,21 @@ CASES = _make.CASES
 PINNED = np.load(FIXTURES / "tabular_trajectories.npz")
 
 
+def _has_avx512() -> bool:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return any(line.startswith("flags") and " avx512f" in line for line in f)
+    except OSError:
+        return False
+
+
 @pytest.mark.parametrize("i", range(len(CASES)), ids=[f"{b}-{s}" for b, s, *_ in CASES])
 def test_search_reproduces_the_pinned_trajectories(i):
     bench_name, strategy, budget, seeds, options = CASES[i]
+    if strategy == "lanas" and not _has_avx512():
+        # its rows were pinned on CI's AVX-512 Xeon: a cell within 2.4e-4 of a float32 root split rounds to
+        # the other side on other CPUs (tests/fixtures/make_tabular_trajectories.py)
+        pytest.skip("the lanas rows are pinned for CPUs with AVX-512 (CI's machine kind); this CPU has none")
     res = search(bench_name, strategy, budget, seeds=seeds, options=options, seed0=7)
     bench = get_benchmark(bench_name)
     np.testing.assert_array_equal(res.trajectory["index"], bench.official(PINNED[f"{i}_rows"]))
