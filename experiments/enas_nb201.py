@@ -36,6 +36,7 @@ from pathlib import Path
 
 import jax
 import numpy as np
+from oneshot_nb201 import _machine  # a sibling script: experiments/ is on sys.path when run
 
 from jnas.benchmarks import get_benchmark
 from jnas.metrics.ranking import kendall_tau
@@ -78,21 +79,6 @@ def rank_study(folder: Path, archs: np.ndarray, bench) -> dict:
              "shared_acc": shared.tolist(), "table_valid_acc": valid.tolist()}
     cache.write_text(json.dumps({"archs": cells, "study": study}) + "\n")
     return study
-
-
-def machine() -> str:
-    """CPU model, core count and JAX backend of this machine."""
-    import os
-    import platform
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            names = [ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")]
-        cpu = names[0] if names else cpu
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, {jax.default_backend()}"
 
 
 def main():
@@ -149,7 +135,7 @@ def write_record(args, runs: dict, wall: float) -> None:
         summary[variant] = out
     record = {"data": DATA, "model_options": MODEL, "epochs": args.epochs, "seeds": args.seeds,
               "seeds_done": {v: len(r) for v, r in runs.items()}, "archs": args.archs, "arch_sample_seed": 12345,
-              "machine": machine(), "wall_seconds": wall, "summary": summary, "runs": runs}
+              "machine": _machine(), "wall_seconds": wall, "summary": summary, "runs": runs}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(record, indent=2) + "\n")
     for variant, s in summary.items():

@@ -38,3 +38,14 @@ def two_class_images(n, seed, size=8):
     base = np.where(y == 1, 170.0, 85.0)[:, None, None, None]
     x = np.clip(base + rng.normal(0.0, 40.0, (n, size, size, 3)), 0, 255).astype(np.uint8)
     return x, y
+
+
+def tiny_image_npz(folder) -> str:
+    """Write 48 learnable 8×8 images of 3 classes (brightness bands) to ``folder/tiny.npz``, the first 16 also
+    as the test split; returns the path (a `--data` value)."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 48)
+    x = (rng.integers(0, 60, (48, 8, 8, 3)) + 60 * y[:, None, None, None]).astype(np.uint8)
+    path = folder / "tiny.npz"
+    np.savez(path, x_train=x, y_train=y.astype(np.int32), x_test=x[:16], y_test=y[:16].astype(np.int32))
+    return str(path)

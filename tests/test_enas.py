@@ -9,6 +9,7 @@ import numpy as np
 import optax
 import pytest
 from flax import nnx
+from helpers import tiny_image_npz
 
 from jnas.cli import main
 from jnas.errors import JnasError
@@ -24,12 +25,7 @@ from jnas.train.sharding import make_mesh
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    rng = np.random.default_rng(0)
-    path = tmp_path_factory.mktemp("data") / "tiny.npz"
-    y = rng.integers(0, 3, 48)
-    x = (rng.integers(0, 60, (48, 8, 8, 3)) + 60 * y[:, None, None, None]).astype(np.uint8)  # learnable
-    np.savez(path, x_train=x, y_train=y.astype(np.int32), x_test=x[:16], y_test=y[:16].astype(np.int32))
-    return str(path)
+    return tiny_image_npz(tmp_path_factory.mktemp("data"))
 
 
 def _edge_op(path) -> tuple[int, int] | None:

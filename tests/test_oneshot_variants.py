@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
-from helpers import real_weights
+from helpers import real_weights, tiny_image_npz
 
 from jnas.errors import JnasError
 from jnas.models import ops
@@ -248,12 +248,7 @@ def test_method_config_defaults_come_between_darts_and_the_user():
 # ----- end to end ------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    rng = np.random.default_rng(0)
-    path = tmp_path_factory.mktemp("data") / "tiny.npz"
-    y = rng.integers(0, 3, 48)
-    x = (rng.integers(0, 60, (48, 8, 8, 3)) + 60 * y[:, None, None, None]).astype(np.uint8)
-    np.savez(path, x_train=x, y_train=y.astype(np.int32), x_test=x[:16], y_test=y[:16].astype(np.int32))
-    return str(path)
+    return tiny_image_npz(tmp_path_factory.mktemp("data"))
 
 
 TINY_CONFIG = {"batch_size": 8, "eval_batch_size": 16}

@@ -271,11 +271,9 @@ def tiny_darts_supernet(tmp_path_factory):
     from jnas.runs.supernet import run_supernet
 
     root = tmp_path_factory.mktemp("supernet")
-    rng = np.random.default_rng(0)
-    y = rng.integers(0, 3, 48)
-    x = (rng.integers(0, 60, (48, 8, 8, 3)) + 60 * y[:, None, None, None]).astype(np.uint8)
-    np.savez(root / "tiny.npz", x_train=x, y_train=y.astype(np.int32), x_test=x[:16], y_test=y[:16].astype(np.int32))
-    run_supernet("darts", "darts", data=str(root / "tiny.npz"), epochs=1, out=root / "run",
+    from helpers import tiny_image_npz
+
+    run_supernet("darts", "darts", data=tiny_image_npz(root), epochs=1, out=root / "run",
                  model_options={"channels": 2, "layers": 2}, config_overrides={"batch_size": 8, "eval_batch_size": 16})
     return root / "run"
 

@@ -300,19 +300,7 @@ class DartsSpace(Space):
             "a DARTS genotype like \"Genotype(normal=[('sep_conv_3x3', 0), ...], normal_concat=[2, 3, 4, 5], "
             "reduce=[...], reduce_concat=[2, 3, 4, 5])\""
         )
-        if not isinstance(text, str):
-            raise JnasError(f"arch: got {text!r}, expected {expected}")
-        try:
-            call = ast.parse(text.strip(), mode="eval").body
-        except (SyntaxError, ValueError, RecursionError, MemoryError):
-            raise JnasError(f"arch: got {text!r}, expected {expected}") from None
-        if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "Genotype"
-                and not call.args):
-            raise JnasError(f"arch: got {text!r}, expected {expected}")
-        fields = {kw.arg: kw.value for kw in call.keywords}
-        unknown = set(fields) - {"normal", "reduce", "normal_concat", "reduce_concat"}
-        if unknown or None in fields or not {"normal", "reduce"} <= set(fields):
-            raise JnasError(f"arch: genotype fields must be normal, normal_concat, reduce, reduce_concat; got {text!r}")
+        fields = genotype_fields(text, expected)
         out = np.zeros((N_CELLS, N_EDGES, 2), np.int8)
         for c, cell in enumerate(CELLS):
             out[c] = _parse_edges(cell, fields[cell])
@@ -350,6 +338,25 @@ def _cell_graph(cell):
     io = jnp.ones((2,), bool)
     alive = jnp.concatenate([io, ops != NONE, io[:1]])
     return finish_graph(a, labels, jnp.ones((n,), bool), N_OPS + 3, alive)
+
+
+def genotype_fields(text, expected: str) -> dict:
+    """The keyword fields (``normal``, ``reduce``, optional ``*_concat``: AST nodes) of a ``Genotype(...)``
+    string; a one-line ``JnasError`` naming ``expected`` for anything else."""
+    if not isinstance(text, str):
+        raise JnasError(f"arch: got {text!r}, expected {expected}")
+    try:
+        call = ast.parse(text.strip(), mode="eval").body
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        raise JnasError(f"arch: got {text!r}, expected {expected}") from None
+    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "Genotype"
+            and not call.args):
+        raise JnasError(f"arch: got {text!r}, expected {expected}")
+    fields = {kw.arg: kw.value for kw in call.keywords}
+    unknown = set(fields) - {"normal", "reduce", "normal_concat", "reduce_concat"}
+    if unknown or None in fields or not {"normal", "reduce"} <= set(fields):
+        raise JnasError(f"arch: genotype fields must be normal, normal_concat, reduce, reduce_concat; got {text!r}")
+    return fields
 
 
 def _parse_edges(cell: str, node) -> np.ndarray:

@@ -187,19 +187,7 @@ class DartsBlocksSpace(D.DartsSpace):
     def from_string(self, text: str):
         expected = ("a DARTS genotype of 1 to 4 nodes per cell like \"Genotype(normal=[('sep_conv_3x3', 0), "
                     "('skip_connect', 1)], normal_concat=[2], reduce=[...], reduce_concat=[...])\"")
-        if not isinstance(text, str):
-            raise JnasError(f"arch: got {text!r}, expected {expected}")
-        try:
-            call = ast.parse(text.strip(), mode="eval").body
-        except (SyntaxError, ValueError, RecursionError, MemoryError):
-            raise JnasError(f"arch: got {text!r}, expected {expected}") from None
-        if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "Genotype"
-                and not call.args):
-            raise JnasError(f"arch: got {text!r}, expected {expected}")
-        fields = {kw.arg: kw.value for kw in call.keywords}
-        unknown = set(fields) - {"normal", "reduce", "normal_concat", "reduce_concat"}
-        if unknown or None in fields or not {"normal", "reduce"} <= set(fields):
-            raise JnasError(f"arch: genotype fields must be normal, normal_concat, reduce, reduce_concat; got {text!r}")
+        fields = D.genotype_fields(text, expected)
         out = np.tile(ABSENT, (D.N_CELLS, D.N_NODES, 1))
         for c, cell in enumerate(D.CELLS):
             edges = _parse_partial_edges(cell, fields[cell])
