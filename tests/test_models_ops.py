@@ -264,6 +264,52 @@ def _run(module, x):
     return jax.jit(step)(state, x)
 
 
+@pytest.mark.parametrize("affine", [True, False])
+def test_batchnorm_equals_flax_batchnorm(affine):
+    """Same outputs, running statistics and gradients as ``nnx.BatchNorm`` in both modes (the subclass only
+    changes how the statistics are stored)."""
+    ours = ops.batch_norm(4, affine=affine, rngs=nnx.Rngs(0))
+    ref = nnx.BatchNorm(4, momentum=ops.BN_MOMENTUM, epsilon=ops.BN_EPSILON, use_bias=affine, use_scale=affine,
+                        rngs=nnx.Rngs(0))
+    x = 2.0 * _x() + 1.0
+    for mode in ("train", "eval"):
+        outs = []
+        for m in (ours, ref):
+            getattr(m, mode)()
+            graphdef, state = nnx.split(m)
+
+            def f(state, x, graphdef=graphdef):
+                mod = nnx.merge(graphdef, state)
+                y = mod(x)
+                return jnp.sum(jnp.sin(y)), (y, nnx.state(mod, nnx.BatchStat))
+
+            (_, (y, stats)), (gs, gx) = jax.jit(jax.value_and_grad(f, argnums=(0, 1), has_aux=True))(state, x)
+            outs.append((y, stats["mean"][...], stats["var"][...], gx, *jax.tree.leaves(nnx.state(gs, nnx.Param))))
+        for a, b in zip(*outs):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-6)
+        moved = not np.allclose(np.asarray(outs[0][1]), 0.0)  # the running mean (both start at 0)
+        assert moved == (mode == "train")
+
+
+def test_tracing_batchnorms_never_builds_a_tracer_origin_message(monkeypatch):
+    """Storing running statistics must not query a tracer's ``sharding``: its error message walks the whole
+    program traced so far, which made tracing quadratic in depth (minutes for a DARTS supernet step)."""
+    from jax._src import core
+
+    calls = []
+    original = core.Tracer._origin_msg
+    monkeypatch.setattr(core.Tracer, "_origin_msg", lambda self: calls.append(1) or original(self))
+    net = nnx.Sequential(*[ops.ReLUConvBN(4, 4, 1, affine=False, rngs=nnx.Rngs(i)) for i in range(4)])
+    graphdef, state = nnx.split(net)
+
+    def f(state, x):
+        m = nnx.merge(graphdef, state)
+        return m(x).sum(), nnx.state(m)
+
+    jax.make_jaxpr(jax.grad(f, has_aux=True))(state, _x())
+    assert calls == []
+
+
 def test_batchnorm_follows_the_mode_switch():
     m = _real(lambda: ops.ReLUConvBN(4, 4, 1, rngs=nnx.Rngs(0)))
     assert isinstance(m.bn.mean, nnx.BatchStat) and isinstance(m.conv.kernel, nnx.Param)

@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from flax.nnx.nn import normalization as _normalization
 
 from jnas.errors import bad_argument
 
@@ -28,9 +29,41 @@ BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
 
 
-def batch_norm(c: int, *, affine: bool = True, rngs: nnx.Rngs) -> nnx.BatchNorm:
+class BatchNorm(nnx.BatchNorm):
+    """``nnx.BatchNorm`` whose training-mode call stores the new running statistics with ``set_value``.
+
+    Same variables, numerics and mode switch as ``nnx.BatchNorm``. The reason
+    is tracing time: flax stores the statistics with ``variable[...] = new``,
+    which compares the new value's ``sharding`` with the old one's; on a
+    tracer that attribute raises, and building the error message walks the
+    whole program traced so far. Every BatchNorm of a network thus costs time
+    proportional to the program before it: quadratic in depth, minutes for a
+    DARTS supernet's search step. ``set_value`` replaces the value without
+    that comparison.
+    """
+
+    def __call__(self, x, use_running_average: bool | None = None, *, mask=None):
+        running = self.use_running_average if use_running_average is None else use_running_average
+        if running:
+            return super().__call__(x, use_running_average=True, mask=mask)
+        feature = _normalization._canonicalize_axes(x.ndim, self.axis)
+        reduce = tuple(i for i in range(x.ndim) if i not in feature)
+        scale = self.scale[...] if self.scale is not None else None
+        bias = self.bias[...] if self.bias is not None else None
+        x, old_mean, old_var, scale, bias = self.promote_dtype(
+            (x, self.mean[...], self.var[...], scale, bias), dtype=self.dtype)
+        mean, var = _normalization._compute_stats(
+            x, reduce, dtype=self.dtype, axis_name=self.axis_name, axis_index_groups=self.axis_index_groups,
+            use_fast_variance=self.use_fast_variance, mask=mask)
+        m = self.momentum
+        self.mean.set_value(jax.lax.stop_gradient(m * old_mean + (1 - m) * mean))
+        self.var.set_value(jax.lax.stop_gradient(m * old_var + (1 - m) * var))
+        return _normalization._normalize(x, mean, var, scale, bias, reduce, feature, self.dtype, self.epsilon)
+
+
+def batch_norm(c: int, *, affine: bool = True, rngs: nnx.Rngs) -> BatchNorm:
     """BatchNorm over ``c`` channels; ``affine=False`` drops the scale and shift ``nnx.Param``s."""
-    return nnx.BatchNorm(
+    return BatchNorm(
         c,
         momentum=BN_MOMENTUM,
         epsilon=BN_EPSILON,
@@ -357,6 +390,7 @@ __all__ = [
     "ResidualReduction",
     "SepConv",
     "Zero",
+    "BatchNorm",
     "batch_norm",
     "conv",
     "drop_path",
