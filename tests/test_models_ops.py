@@ -264,13 +264,15 @@ def _run(module, x):
     return jax.jit(step)(state, x)
 
 
-@pytest.mark.parametrize("affine", [True, False])
-def test_batchnorm_equals_flax_batchnorm(affine):
+@pytest.mark.parametrize("affine,dtype", [(True, None), (False, None), (True, jnp.bfloat16)])
+def test_batchnorm_equals_flax_batchnorm(affine, dtype):
     """Same outputs, running statistics and gradients as ``nnx.BatchNorm`` in both modes (the subclass only
     changes how the statistics are stored)."""
     ours = ops.batch_norm(4, affine=affine, rngs=nnx.Rngs(0))
     ref = nnx.BatchNorm(4, momentum=ops.BN_MOMENTUM, epsilon=ops.BN_EPSILON, use_bias=affine, use_scale=affine,
                         rngs=nnx.Rngs(0))
+    if dtype is not None:  # bf16 training sets the compute dtype of every layer
+        ours.dtype = ref.dtype = dtype
     x = 2.0 * _x() + 1.0
     for mode in ("train", "eval"):
         outs = []
@@ -286,7 +288,9 @@ def test_batchnorm_equals_flax_batchnorm(affine):
             (_, (y, stats)), (gs, gx) = jax.jit(jax.value_and_grad(f, argnums=(0, 1), has_aux=True))(state, x)
             outs.append((y, stats["mean"][...], stats["var"][...], gx, *jax.tree.leaves(nnx.state(gs, nnx.Param))))
         for a, b in zip(*outs):
-            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-6)
+            assert a.dtype == b.dtype
+            np.testing.assert_allclose(np.asarray(a, np.float32), np.asarray(b, np.float32), rtol=1e-6, atol=1e-6)
+        assert outs[0][1].dtype == jnp.float32  # running statistics stay float32 under a bf16 compute dtype
         moved = not np.allclose(np.asarray(outs[0][1]), 0.0)  # the running mean (both start at 0)
         assert moved == (mode == "train")
 

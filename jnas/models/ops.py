@@ -50,14 +50,14 @@ class BatchNorm(nnx.BatchNorm):
         reduce = tuple(i for i in range(x.ndim) if i not in feature)
         scale = self.scale[...] if self.scale is not None else None
         bias = self.bias[...] if self.bias is not None else None
-        x, old_mean, old_var, scale, bias = self.promote_dtype(
-            (x, self.mean[...], self.var[...], scale, bias), dtype=self.dtype)
+        x, _, _, scale, bias = self.promote_dtype((x, self.mean[...], self.var[...], scale, bias), dtype=self.dtype)
         mean, var = _normalization._compute_stats(
             x, reduce, dtype=self.dtype, axis_name=self.axis_name, axis_index_groups=self.axis_index_groups,
             use_fast_variance=self.use_fast_variance, mask=mask)
         m = self.momentum
-        self.mean.set_value(jax.lax.stop_gradient(m * old_mean + (1 - m) * mean))
-        self.var.set_value(jax.lax.stop_gradient(m * old_var + (1 - m) * var))
+        # the stored statistics stay in their own dtype (float32), as flax keeps them, whatever the compute dtype
+        self.mean.set_value(jax.lax.stop_gradient(m * self.mean[...] + (1 - m) * mean))
+        self.var.set_value(jax.lax.stop_gradient(m * self.var[...] + (1 - m) * var))
         return _normalization._normalize(x, mean, var, scale, bias, reduce, feature, self.dtype, self.epsilon)
 
 
