@@ -380,6 +380,7 @@ DARTS_OPS: dict[str, Callable[..., nnx.Module]] = {
 
 __all__ = [
     "DARTS_OPS",
+    "BatchNorm",
     "ConvBNReLU",
     "DilConv",
     "DropPath",
@@ -390,7 +391,6 @@ __all__ = [
     "ResidualReduction",
     "SepConv",
     "Zero",
-    "BatchNorm",
     "batch_norm",
     "conv",
     "drop_path",
