@@ -142,21 +142,49 @@ class DepthwiseConv(nnx.Module):
     Its parameter is ``kernel [k, k, 1, c]``, initialised and drawn from ``rngs``
     exactly as ``nnx.Conv(c, c, k, feature_group_count=c)`` would, so weights
     and checkpoints are interchangeable with that layer. ``dtype`` (None: the
-    input's) is the compute dtype, as the flax layers' attribute of that name.
+    input's) is the compute dtype, as the flax layers' attribute of that name;
+    ``shifts``: :func:`depthwise_conv`'s formulation (None: by backend).
     """
 
     def __init__(self, c: int, kernel: int, stride: int = 1, dilation: int = 1, padding: int | None = None, *,
-                 rngs: nnx.Rngs, dtype=None):
+                 rngs: nnx.Rngs, dtype=None, shifts: bool | None = None):
         self.kernel = nnx.Param(nnx.initializers.lecun_normal()(rngs.params(), (kernel, kernel, 1, c), jnp.float32))
         self.stride, self.dilation = stride, dilation
         self.padding = dilation * (kernel - 1) // 2 if padding is None else padding
+        self.dtype = dtype
+        self.shifts = shifts
+
+    def __call__(self, x):
+        kernel = self.kernel[...]
+        if self.dtype is not None:
+            x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
+        return depthwise_conv(x, kernel, self.stride, self.dilation, self.padding, shifts=self.shifts)
+
+
+class PointwiseConv(nnx.Module):
+    """1×1 convolution (no bias, stride ``stride``, no padding) as a matrix product over the channels.
+
+    ``[B, H, W, c_in] -> [B, ⌈H/s⌉, ⌈W/s⌉, c_out]``. Its parameter is
+    ``kernel [1, 1, c_in, c_out]``, initialised and drawn from ``rngs`` exactly
+    as ``ops.conv(c_in, c_out, 1, stride, 0)`` would, so the two are
+    interchangeable. A matrix product rather than a convolution because
+    under ``vmap`` over stacked kernels (a supernet's edges run as one call,
+    ``jnas.models.supernet``) a convolution becomes a grouped convolution,
+    which XLA:CPU runs slowly, and a matrix product a batched one.
+    """
+
+    def __init__(self, c_in: int, c_out: int, stride: int = 1, *, rngs: nnx.Rngs, dtype=None):
+        self.kernel = nnx.Param(nnx.initializers.lecun_normal()(rngs.params(), (1, 1, c_in, c_out), jnp.float32))
+        self.stride = stride
         self.dtype = dtype
 
     def __call__(self, x):
         kernel = self.kernel[...]
         if self.dtype is not None:
             x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
-        return depthwise_conv(x, kernel, self.stride, self.dilation, self.padding)
+        if self.stride > 1:
+            x = x[:, :: self.stride, :: self.stride, :]
+        return jnp.einsum("bhwc,cd->bhwd", x, kernel[0, 0])
 
 
 class ReLUConvBN(nnx.Module):
@@ -199,7 +227,7 @@ class DilConv(nnx.Module):
         self, c_in: int, c_out: int, kernel: int, stride: int, dilation: int, *, affine: bool = True, rngs: nnx.Rngs
     ):
         self.depthwise = DepthwiseConv(c_in, kernel, stride, dilation, rngs=rngs)
-        self.pointwise = conv(c_in, c_out, 1, rngs=rngs)
+        self.pointwise = PointwiseConv(c_in, c_out, rngs=rngs)
         self.bn = batch_norm(c_out, affine=affine, rngs=rngs)
 
     def __call__(self, x):
@@ -290,8 +318,8 @@ class FactorizedReduce(nnx.Module):
 
     def __init__(self, c_in: int, c_out: int, *, affine: bool = True, rngs: nnx.Rngs):
         half = c_out // 2
-        self.conv_a = conv(c_in, half, 1, 2, 0, rngs=rngs)
-        self.conv_b = conv(c_in, c_out - half, 1, 2, 0, rngs=rngs)
+        self.conv_a = PointwiseConv(c_in, half, 2, rngs=rngs)
+        self.conv_b = PointwiseConv(c_in, c_out - half, 2, rngs=rngs)
         self.bn = batch_norm(c_out, affine=affine, rngs=rngs)
 
     def __call__(self, x):
@@ -382,10 +410,12 @@ __all__ = [
     "DARTS_OPS",
     "BatchNorm",
     "ConvBNReLU",
+    "DepthwiseConv",
     "DilConv",
     "DropPath",
     "FactorizedReduce",
     "Identity",
+    "PointwiseConv",
     "Pool",
     "ReLUConvBN",
     "ResidualReduction",
