@@ -29,11 +29,9 @@ the same edge weights, equal architecture gradients (each order timed) and
 equal weights and architecture after one full search step.
 
     python bench/supernet.py [--device cpu|gpu] [--spaces nb201,darts] [--orders 1,2] [--steps N]
-        [--rounds R] [--batch 64] [--threads 2,1] [--no-check] [--remat]
+        [--rounds R] [--batch 64] [--threads 2,1] [--no-check]
 
-``--remat`` times jnas's supernets with ``--model remat=1`` (each cell's
-activations recomputed in the backward pass; the DARTS supernet's step at
-batch 64 needs about 44 GB of buffers without it). ``--threads`` sets PyTorch's intra-op threads and XLA:CPU's (1 or all
+``--threads`` sets PyTorch's intra-op threads and XLA:CPU's (1 or all
 cores; default all cores); a list runs each setting in its own process.
 Prints a table (jnas ms/step, PyTorch ms/step, ratio PyTorch/jnas: > 1 means
 jnas is faster, jnas compile seconds) and writes ``bench/results/supernet.json``.
@@ -236,10 +234,10 @@ def _check_equivalence(space: str, orders: list[int], batch: int) -> dict:
 class JnasSearch:
     """jnas's search step set up as ``search_supernet`` sets it up; ``run(n)`` times ``n`` steps."""
 
-    def __init__(self, space: str, order: int, batch: int, seed: int = 0, remat: bool = False):
+    def __init__(self, space: str, order: int, batch: int, seed: int = 0):
         method = make_method(METHODS[order], space)
         config = search_config(EPOCHS, overrides={"batch_size": batch})
-        model, key = jnas_supernet(space, method, {**OPTIONS[space], "remat": int(remat)}, seed)
+        model, key = jnas_supernet(space, method, OPTIONS[space], seed)
         self.params = count_params(model)
         mesh = make_mesh()
         spe = steps_per_epoch(batch)
@@ -306,7 +304,7 @@ class TorchSearch:
 def bench_config(space: str, order: int, args, steps: int) -> dict:
     """Time jnas and PyTorch on one (supernet, order); returns the record."""
     t0 = time.perf_counter()
-    jr = JnasSearch(space, order, args.batch, remat=args.remat)
+    jr = JnasSearch(space, order, args.batch)
     tr = TorchSearch(space, order, args.batch, args.device)
     build_s = time.perf_counter() - t0
     print(f"  {space} {METHODS[order]}: parameters jnas {jr.params:,}, PyTorch {tr.params:,}", flush=True)
@@ -330,7 +328,6 @@ def bench_config(space: str, order: int, args, steps: int) -> dict:
         "method": METHODS[order],
         "order": order,
         "options": OPTIONS[space],
-        "jnas_remat": args.remat,
         "batch": args.batch,
         "params": jr.params,
         "steps": steps,
@@ -427,8 +424,6 @@ def child_run(args, threads: int, check: bool) -> dict:
             cmd += ["--steps", str(args.steps)]
         if not check:
             cmd.append("--no-check")
-        if args.remat:
-            cmd.append("--remat")
         subprocess.run(cmd, check=True)
         return json.loads(out.read_text())["runs"][0]
 
@@ -446,9 +441,6 @@ def main():
                     help="CPU threads per framework: a count, or a comma-separated list (each run in its own "
                          "process); on CPU only 1 or all cores")
     ap.add_argument("--no-check", action="store_true", help="skip the jnas/PyTorch equivalence check")
-    ap.add_argument("--remat", action="store_true",
-                    help="time jnas's supernets with --model remat=1 (each cell's activations recomputed in the "
-                         "backward pass: the memory of one cell's activations instead of the network's)")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "supernet.json"))
     args = ap.parse_args()
     args.space_list = parse_list(args.spaces, "--spaces", allowed=OPTIONS)

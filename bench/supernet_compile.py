@@ -11,13 +11,11 @@ process (a fresh compile, its own memory). Variants of the same network:
 
 * ``batched``: jnas's cell: the edges that read one state run as one vmapped
   call (``jnas.models.supernet.run_edges``);
-* ``remat``: batched, and each cell's activations recomputed in the backward
-  pass instead of kept (``--model remat=1``, ``jnas.models.supernet.call_cell``);
 * ``per-edge``: the 14 edges of a cell called one by one (``batch_edges=False``);
 * ``grouped``: per edge, with XLA's grouped convolution for the depthwise
   convolutions instead of the fused slices (``DepthwiseConv.shifts=False``).
 
-    python bench/supernet_compile.py [--layers 1,2] [--variants batched,remat,per-edge,grouped] [--steps 2]
+    python bench/supernet_compile.py [--layers 1,2] [--variants batched,per-edge,grouped] [--steps 2]
         [--threads 1] [--out bench/results/supernet_compile.json]
 
 Prints one line per configuration and writes the record. ``--threads 1``
@@ -37,7 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
-VARIANTS = ("batched", "remat", "per-edge", "grouped")
+VARIANTS = ("batched", "per-edge", "grouped")
 XLA_ONE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 BATCH = 64
 CHANNELS = 16
@@ -59,7 +57,7 @@ def measure(layers: int, variant: str, steps: int) -> dict:
     config = search_config(50, overrides={"batch_size": BATCH})
     k_model, k_arch, key = jax.random.split(jax.random.key(0), 3)
     model = DartsSupernet(method.init_arch(k_arch), num_classes=10, rngs=nnx.Rngs(k_model), channels=CHANNELS,
-                          layers=layers, batch_edges=variant in ("batched", "remat"), remat=int(variant == "remat"))
+                          layers=layers, batch_edges=variant == "batched")
     if variant == "grouped":
         model.set_attributes(shifts=False, raise_if_not_found=True)
     spe = 25_000 // BATCH
@@ -109,8 +107,7 @@ def child(layers: int, variant: str, steps: int, threads: int) -> dict:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--layers", default="1,2", help="comma-separated cell counts of the DARTS supernet")
-    ap.add_argument("--variants", default="batched,per-edge,grouped",
-                    help=f"comma-separated subset of {','.join(VARIANTS)}")
+    ap.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated subset of {','.join(VARIANTS)}")
     ap.add_argument("--steps", type=int, default=2, help="timed steps after compiling (median reported)")
     ap.add_argument("--threads", type=int, choices=(1, os.cpu_count()), default=1,
                     help="XLA:CPU threads for running the step: 1 or all cores")

@@ -6,15 +6,12 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from jnas.errors import JnasError
 from jnas.models import ops
 from jnas.models.supernet import (
     DARTS_SEARCH_EDGES,
     DartsSearchCell,
     MixedOp,
     NB201SearchCell,
-    NB201Supernet,
-    check_supernet_options,
     node_softmax,
     run_edges,
 )
@@ -158,25 +155,3 @@ class _Wrap(nnx.Module):
 
     def __call__(self, w, drop):
         return jnp.stack(self.call(self.mods, w))
-
-
-def test_remat_cells_compute_the_same_step():
-    """``remat=1`` (each cell recomputed in the backward pass) changes memory, not the outputs, gradients or stats."""
-    rng = np.random.default_rng(4)
-    x = jnp.asarray(rng.standard_normal((2, 8, 8, 3)), jnp.float32)
-    w = jax.nn.softmax(jnp.asarray(rng.standard_normal((nb201_space.N_EDGES, nb201_space.N_OPS)), jnp.float32))
-    drop = (jnp.float32(0.2), jax.random.key(1))
-
-    def net(remat):
-        return NB201Supernet(w, num_classes=3, rngs=nnx.Rngs(0), channels=4, cells_per_stage=1, remat=remat)
-
-    _compare(*(_run(net(r), (x,), w, drop) for r in (1, 0)))
-    jaxpr = jax.make_jaxpr(lambda st: nnx.merge(*st)(x, w))(nnx.split(net(1)))
-    assert sum(e.primitive.name.startswith("remat") for e in jaxpr.eqns) == 3  # jax.checkpoint: one per cell
-
-
-@pytest.mark.parametrize("value", [2, -1, 0.5, "yes"])
-def test_remat_option_takes_zero_or_one(value):
-    with pytest.raises(JnasError, match=r"^--model remat: got .*, expected an integer in \[0, 1\]"):
-        check_supernet_options("darts", {"remat": value})
-    assert check_supernet_options("darts", {"remat": 1})["remat"] == 1

@@ -244,23 +244,6 @@ def run_edges(mods, x, w, edges, drop) -> list:
     return out
 
 
-def call_cell(cell, remat: bool, *args):
-    """``cell(*args)``; with ``remat``, under ``jax.checkpoint``: the backward pass recomputes the cell's
-    activations instead of keeping them (memory of one cell's activations rather than the network's, for
-    one more forward pass of compute). Running BatchNorm statistics are updated as by the plain call."""
-    if not remat:
-        return cell(*args)
-    graphdef, params, rest = nnx.split(cell, nnx.Param, ...)
-
-    def pure(p, r, a):
-        m = nnx.merge(graphdef, p, r)
-        return m(*a), nnx.split(m, nnx.Param, ...)[2]
-
-    out, new_rest = jax.checkpoint(pure)(params, rest, args)
-    nnx.update(cell, new_rest)
-    return out
-
-
 def _edge_drop(drop, i: int):
     """The skip-dropout ``(rate, key)`` of edge/cell ``i`` (its own key), or ``None``."""
     return None if drop is None else (drop[0], jax.random.fold_in(drop[1], i))
@@ -268,13 +251,11 @@ def _edge_drop(drop, i: int):
 
 class NB201Supernet(nnx.Module):
     """The NB201 macro skeleton (``jnas.models.nb201``) with search cells; ``(x [B,H,W,3], w) -> logits``;
-    ``batch_edges``: see ``NB201SearchCell``; ``remat``: recompute each cell's activations in the backward
-    pass (``call_cell``)."""
+    ``batch_edges``: see ``NB201SearchCell``."""
 
     def __init__(self, arch_init, *, num_classes: int, rngs: nnx.Rngs, channels: int = 16, cells_per_stage: int = 5,
-                 op_mask=None, partial_channels: int = 1, batch_edges: bool = True, remat: int = 0):
+                 op_mask=None, partial_channels: int = 1, batch_edges: bool = True):
         self.arch = ArchParam(jnp.asarray(arch_init, jnp.float32))
-        self.remat = bool(remat)
         self.stem_conv = ops.conv(3, channels, 3, rngs=rngs)
         self.stem_bn = ops.batch_norm(channels, rngs=rngs)
         layers, c = [], channels
@@ -292,10 +273,7 @@ class NB201Supernet(nnx.Module):
         """``drop``: ``(rate, key)`` of dropout on the ``skip_connect`` outputs (P-DARTS), or ``None``."""
         x = self.stem_bn(self.stem_conv(x))
         for i, layer in enumerate(self.layers):
-            if isinstance(layer, NB201SearchCell):
-                x = call_cell(layer, self.remat, x, w, _edge_drop(drop, i))
-            else:
-                x = layer(x)
+            x = layer(x, w, _edge_drop(drop, i)) if isinstance(layer, NB201SearchCell) else layer(x)
         x = jax.nn.relu(self.last_bn(x))
         return self.classifier(jnp.mean(x, axis=(1, 2)))
 
@@ -354,13 +332,11 @@ class DartsSearchCell(nnx.Module):
 class DartsSupernet(nnx.Module):
     """DARTS's search network (stem ``3·channels``, ``layers`` cells, reductions at ``layers//3`` and
     ``2·layers//3``); ``(x, w float[2, 14, 8]) -> logits``. ``op_mask`` (``bool[2, 14, 8]``): the ops each edge
-    of the normal and the reduction cells holds; ``batch_edges``: see ``DartsSearchCell``; ``remat``: recompute
-    each cell's activations in the backward pass (``call_cell``)."""
+    of the normal and the reduction cells holds; ``batch_edges``: see ``DartsSearchCell``."""
 
     def __init__(self, arch_init, *, num_classes: int, rngs: nnx.Rngs, channels: int = 16, layers: int = 8,
-                 op_mask=None, partial_channels: int = 1, batch_edges: bool = True, remat: int = 0):
+                 op_mask=None, partial_channels: int = 1, batch_edges: bool = True):
         self.arch = ArchParam(jnp.asarray(arch_init, jnp.float32))
-        self.remat = bool(remat)
         c_stem = 3 * channels
         self.stem_conv = ops.conv(3, c_stem, 3, rngs=rngs)
         self.stem_bn = ops.batch_norm(c_stem, rngs=rngs)
@@ -385,15 +361,14 @@ class DartsSupernet(nnx.Module):
         """``drop``: ``(rate, key)`` of dropout on the ``skip_connect`` outputs (P-DARTS), or ``None``."""
         s0 = s1 = self.stem_bn(self.stem_conv(x))
         for i, (cell, red) in enumerate(zip(self.cells, self.is_reduction)):
-            s0, s1 = s1, call_cell(cell, self.remat, s0, s1, w[1 if red else 0], _edge_drop(drop, i))
+            s0, s1 = s1, cell(s0, s1, w[1 if red else 0], _edge_drop(drop, i))
         return self.classifier(jnp.mean(s1, axis=(1, 2)))
 
 
-#: supernet network options per space (``--model``), with defaults (DARTS search: 16 channels, 8 cells);
-#: ``remat=1`` recomputes each cell's activations in the backward pass (``call_cell``: less memory, more compute)
+#: supernet network options per space (``--model``), with defaults (DARTS search: 16 channels, 8 cells)
 NETWORK_OPTIONS = {
-    "nb201": {"channels": 16, "cells_per_stage": 5, "remat": 0},
-    "darts": {"channels": 16, "layers": 8, "remat": 0},
+    "nb201": {"channels": 16, "cells_per_stage": 5},
+    "darts": {"channels": 16, "layers": 8},
 }
 
 
@@ -404,8 +379,7 @@ def check_supernet_options(space: str, options: dict) -> dict:
     for k in options:
         if k not in known:
             raise bad_argument("--model", k, f"a supernet option of {space}: {', '.join(known)}")
-    return {k: check_int(f"--model {k}", options.get(k, v), *((0, 1) if k == "remat" else (1,)))
-            for k, v in known.items()}
+    return {k: check_int(f"--model {k}", options.get(k, v), 1) for k, v in known.items()}
 
 
 def build_supernet(space: str, arch_init, *, num_classes: int, rngs: nnx.Rngs, op_mask=None,
@@ -501,8 +475,6 @@ def limit_skips(space: str, strength, max_skips: int) -> np.ndarray:
 
 __all__ = [
     "ArchParam", "DartsSearchCell", "DartsSupernet", "MixedOp", "NB201SearchCell", "NB201Supernet",
-    "NETWORK_OPTIONS", "SPACES", "arch_weights", "build_supernet", "call_cell", "channel_shuffle",
-    "check_supernet_options",
+    "NETWORK_OPTIONS", "SPACES", "arch_weights", "build_supernet", "channel_shuffle", "check_supernet_options",
     "derive_argmax", "dropout", "edge_weight_shape", "limit_skips", "max_pool_2x2", "node_softmax", "op_names",
-    "run_edges",
 ]
