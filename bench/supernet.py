@@ -29,7 +29,7 @@ the same edge weights, equal architecture gradients (each order timed) and
 equal weights and architecture after one full search step.
 
     python bench/supernet.py [--device cpu|gpu] [--spaces nb201,darts] [--orders 1,2] [--steps N]
-        [--rounds R] [--batch 64] [--threads 2,1] [--no-check]
+        [--rounds R] [--batch 64] [--threads 2,1] [--no-check] [--jnas-variant default|per-edge-grouped]
 
 ``--threads`` sets PyTorch's intra-op threads and XLA:CPU's (1 or all
 cores; default all cores); a list runs each setting in its own process.
@@ -80,6 +80,12 @@ OPTIONS = {"nb201": {"channels": 16, "cells_per_stage": 5}, "darts": {"channels"
 #: the supernets of the equivalence check (the DARTS one keeps both reductions and a cell after each)
 SMALL = {"nb201": {"channels": 8, "cells_per_stage": 1}, "darts": {"channels": 4, "layers": 5}}
 METHODS = {1: "darts", 2: "darts2"}
+#: ``--jnas-variant``: how jnas's supernet is formulated (the results are the same; speed, memory and compile
+#: time are not): ``default`` batches the edges that read one state (``run_edges``) and, on the CPU, writes
+#: depthwise convolutions as fused slices; ``per-edge-grouped`` calls each edge on its own and uses XLA's
+#: grouped convolution (on CPU, about a fifth of the memory for the DARTS supernet: ``bench/supernet_compile.py``)
+VARIANTS = {"default": {"options": {}, "grouped": False},
+            "per-edge-grouped": {"options": {"batch_edges": False}, "grouped": True}}
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
 NUM_CLASSES = 10
@@ -234,10 +240,12 @@ def _check_equivalence(space: str, orders: list[int], batch: int) -> dict:
 class JnasSearch:
     """jnas's search step set up as ``search_supernet`` sets it up; ``run(n)`` times ``n`` steps."""
 
-    def __init__(self, space: str, order: int, batch: int, seed: int = 0):
+    def __init__(self, space: str, order: int, batch: int, seed: int = 0, variant: str = "default"):
         method = make_method(METHODS[order], space)
         config = search_config(EPOCHS, overrides={"batch_size": batch})
-        model, key = jnas_supernet(space, method, OPTIONS[space], seed)
+        model, key = jnas_supernet(space, method, {**OPTIONS[space], **VARIANTS[variant]["options"]}, seed)
+        if VARIANTS[variant]["grouped"]:
+            model.set_attributes(shifts=False, raise_if_not_found=space == "darts")
         self.params = count_params(model)
         mesh = make_mesh()
         spe = steps_per_epoch(batch)
@@ -304,7 +312,7 @@ class TorchSearch:
 def bench_config(space: str, order: int, args, steps: int) -> dict:
     """Time jnas and PyTorch on one (supernet, order); returns the record."""
     t0 = time.perf_counter()
-    jr = JnasSearch(space, order, args.batch)
+    jr = JnasSearch(space, order, args.batch, variant=args.jnas_variant)
     tr = TorchSearch(space, order, args.batch, args.device)
     build_s = time.perf_counter() - t0
     print(f"  {space} {METHODS[order]}: parameters jnas {jr.params:,}, PyTorch {tr.params:,}", flush=True)
@@ -328,6 +336,7 @@ def bench_config(space: str, order: int, args, steps: int) -> dict:
         "method": METHODS[order],
         "order": order,
         "options": OPTIONS[space],
+        "jnas_variant": args.jnas_variant,
         "batch": args.batch,
         "params": jr.params,
         "steps": steps,
@@ -424,6 +433,7 @@ def child_run(args, threads: int, check: bool) -> dict:
             cmd += ["--steps", str(args.steps)]
         if not check:
             cmd.append("--no-check")
+        cmd += ["--jnas-variant", args.jnas_variant]
         subprocess.run(cmd, check=True)
         return json.loads(out.read_text())["runs"][0]
 
@@ -441,6 +451,8 @@ def main():
                     help="CPU threads per framework: a count, or a comma-separated list (each run in its own "
                          "process); on CPU only 1 or all cores")
     ap.add_argument("--no-check", action="store_true", help="skip the jnas/PyTorch equivalence check")
+    ap.add_argument("--jnas-variant", choices=tuple(VARIANTS), default="default",
+                    help="formulation of jnas's supernet to time (see VARIANTS; the check uses the default)")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "supernet.json"))
     args = ap.parse_args()
     args.space_list = parse_list(args.spaces, "--spaces", allowed=OPTIONS)

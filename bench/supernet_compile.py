@@ -13,9 +13,10 @@ process (a fresh compile, its own memory). Variants of the same network:
   call (``jnas.models.supernet.run_edges``);
 * ``per-edge``: the 14 edges of a cell called one by one (``batch_edges=False``);
 * ``grouped``: per edge, with XLA's grouped convolution for the depthwise
-  convolutions instead of the fused slices (``DepthwiseConv.shifts=False``).
+  convolutions instead of the fused slices (``DepthwiseConv.shifts=False``);
+* ``batched-grouped``: batched edges and grouped convolutions.
 
-    python bench/supernet_compile.py [--layers 1,2] [--variants batched,per-edge,grouped] [--steps 2]
+    python bench/supernet_compile.py [--layers 1,2] [--variants batched,per-edge,grouped,batched-grouped] [--steps 2]
         [--threads 1] [--out bench/results/supernet_compile.json]
 
 Prints one line per configuration and writes the record. ``--threads 1``
@@ -35,7 +36,7 @@ import tempfile
 import time
 from pathlib import Path
 
-VARIANTS = ("batched", "per-edge", "grouped")
+VARIANTS = ("batched", "per-edge", "grouped", "batched-grouped")
 XLA_ONE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 BATCH = 64
 CHANNELS = 16
@@ -57,8 +58,8 @@ def measure(layers: int, variant: str, steps: int) -> dict:
     config = search_config(50, overrides={"batch_size": BATCH})
     k_model, k_arch, key = jax.random.split(jax.random.key(0), 3)
     model = DartsSupernet(method.init_arch(k_arch), num_classes=10, rngs=nnx.Rngs(k_model), channels=CHANNELS,
-                          layers=layers, batch_edges=variant == "batched")
-    if variant == "grouped":
+                          layers=layers, batch_edges=variant.startswith("batched"))
+    if variant.endswith("grouped"):
         model.set_attributes(shifts=False, raise_if_not_found=True)
     spe = 25_000 // BATCH
     w_opt, a_opt = make_optimizer(config, spe), method.arch_optimizer()
