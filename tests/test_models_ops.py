@@ -113,19 +113,22 @@ def test_dil_and_sep_conv_receptive_fields():
     assert np.any(support[2]) or np.any(support[6]) or np.any(support[:, 2]) or np.any(support[:, 6])
 
 
-@pytest.mark.parametrize("kernel,stride,dilation,size", [(3, 1, 1, 8), (5, 2, 2, 9), (3, 2, 1, 7), (5, 1, 2, 8)])
-def test_depthwise_shift_formulation_equals_grouped_convolution(kernel, stride, dilation, size):
-    """The fused-slices depthwise conv (the CPU default) is the grouped convolution: values and both gradients."""
-    x = _x((2, size, size, 3))
+@pytest.mark.parametrize("kernel,stride,dilation,size,padding", [
+    (3, 1, 1, 8, None), (5, 2, 2, 9, None), (3, 2, 1, 7, None), (5, 1, 2, 8, None), (3, 2, 1, 8, None),
+    (3, 1, 1, 7, 0), (3, 2, 1, 9, 0), (5, 2, 1, 8, 4), (3, 3, 2, 10, 1), (1, 2, 1, 7, 0), (3, 1, 2, 6, 3)])
+def test_depthwise_shift_formulation_equals_grouped_convolution(kernel, stride, dilation, size, padding):
+    """The fused-slices depthwise conv (the CPU default, with its hand-written gradient) is the grouped
+    convolution: values and both gradients, for odd and even sizes, strides 1-3, no, usual and extra padding."""
+    x = _x((2, size, size + 1, 3))
     k = jnp.asarray(np.random.default_rng(1).normal(size=(kernel, kernel, 1, 3)), jnp.float32)
-    r = jnp.asarray(np.random.default_rng(2).normal(size=ops.depthwise_conv(x, k, stride, dilation,
+    r = jnp.asarray(np.random.default_rng(2).normal(size=ops.depthwise_conv(x, k, stride, dilation, padding,
                                                                             shifts=False).shape), jnp.float32)
 
     def loss(x, k, shifts):
-        return jnp.vdot(ops.depthwise_conv(x, k, stride, dilation, shifts=shifts), r)
+        return jnp.vdot(ops.depthwise_conv(x, k, stride, dilation, padding, shifts=shifts), r)
 
-    y_shift = ops.depthwise_conv(x, k, stride, dilation, shifts=True)
-    y_conv = ops.depthwise_conv(x, k, stride, dilation, shifts=False)
+    y_shift = ops.depthwise_conv(x, k, stride, dilation, padding, shifts=True)
+    y_conv = ops.depthwise_conv(x, k, stride, dilation, padding, shifts=False)
     np.testing.assert_allclose(y_shift, y_conv, rtol=1e-5, atol=1e-5)
     g_shift = jax.grad(loss, argnums=(0, 1))(x, k, True)
     g_conv = jax.grad(loss, argnums=(0, 1))(x, k, False)

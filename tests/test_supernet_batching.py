@@ -12,6 +12,7 @@ from jnas.models.supernet import (
     DartsSearchCell,
     MixedOp,
     NB201SearchCell,
+    fan_out,
     node_softmax,
     run_edges,
 )
@@ -155,3 +156,16 @@ class _Wrap(nnx.Module):
 
     def __call__(self, w, drop):
         return jnp.stack(self.call(self.mods, w))
+
+
+def test_fan_out_copies_the_input_and_adds_the_copies_gradients():
+    """``fan_out``: n stacked copies; its gradient (also under jit and vmap) is the sum of the copies' gradients,
+    what broadcasting gives."""
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 3, 4)), jnp.float32)
+    c = jnp.asarray(np.random.default_rng(1).normal(size=(4, 2, 3, 4)), jnp.float32)
+    np.testing.assert_array_equal(fan_out(x, 4), jnp.broadcast_to(x, (4, 2, 3, 4)))
+    ours = jax.jit(jax.grad(lambda x: jnp.sum(jnp.sin(fan_out(x, 4)) * c)))(x)
+    ref = jax.grad(lambda x: jnp.sum(jnp.sin(jnp.broadcast_to(x, (4, 2, 3, 4))) * c))(x)
+    np.testing.assert_allclose(ours, ref, rtol=1e-6, atol=1e-6)
+    per_row = jax.vmap(jax.grad(lambda x, c: jnp.sum(fan_out(x, 4) * c)), in_axes=(0, 1))(x, c)
+    np.testing.assert_allclose(per_row, jnp.sum(c, axis=0), rtol=1e-6, atol=1e-6)

@@ -14,6 +14,7 @@ update, < 0.1 % at batch 64 on 32x32 maps).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import jax
@@ -107,11 +108,12 @@ def depthwise_conv(x, kernel, stride: int = 1, dilation: int = 1, padding: int |
 
     Symmetric zero padding (default ``dilation*(k-1)//2``). Two formulations
     with the same result: ``shifts=True`` sums ``k*k`` strided slices of the
-    padded input scaled per channel (XLA fuses them into one loop, forward
-    and backward); ``shifts=False`` is ``lax.conv_general_dilated`` with
-    ``feature_group_count=C``. The default (``None``) takes the shifts on the
-    CPU, where XLA's grouped convolution is 10-100x slower than the fused
-    loop (``bench/depthwise.py``), and the convolution elsewhere.
+    padded input scaled per channel (XLA fuses them into one loop), with the
+    hand-written gradient of :func:`_depthwise_shifts`; ``shifts=False`` is
+    ``lax.conv_general_dilated`` with ``feature_group_count=C``. The default
+    (``None``) takes the shifts on the CPU, where XLA's grouped convolution is
+    10-100x slower than the fused loop (``bench/depthwise.py``), and the
+    convolution elsewhere.
     """
     k = kernel.shape[0]
     if padding is None:
@@ -122,10 +124,17 @@ def depthwise_conv(x, kernel, stride: int = 1, dilation: int = 1, padding: int |
         return jax.lax.conv_general_dilated(
             x, kernel, (stride, stride), ((padding, padding), (padding, padding)), rhs_dilation=(dilation, dilation),
             dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=x.shape[-1])
-    b, h, w, c = x.shape
-    ho = (h + 2 * padding - dilation * (k - 1) - 1) // stride + 1
-    wo = (w + 2 * padding - dilation * (k - 1) - 1) // stride + 1
-    xp = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+    return _depthwise_shifts(x, kernel, stride, dilation, padding)
+
+
+def _shift_sum(x, kernel, stride: int, dilation: int, pads):
+    """``sum_{u,v} xp[:, i*stride + u*dilation, j*stride + v*dilation] * kernel[u, v, 0]`` with ``xp = lax.pad(x,
+    0, pads)`` (``pads``: ``(low, high, interior)`` for H and for W); ``x [B, H, W, C]``, ``kernel [k, k, 1, C]``."""
+    k = kernel.shape[0]
+    xp = jax.lax.pad(x, jnp.zeros((), x.dtype), ((0, 0, 0), *pads, (0, 0, 0)))
+    b, hp, wp, c = xp.shape
+    ho = (hp - dilation * (k - 1) - 1) // stride + 1
+    wo = (wp - dilation * (k - 1) - 1) // stride + 1
     out = None
     for u in range(k):
         for v in range(k):
@@ -134,6 +143,56 @@ def depthwise_conv(x, kernel, stride: int = 1, dilation: int = 1, padding: int |
             term = jax.lax.slice(xp, start, limit, (1, stride, stride, 1)) * kernel[u, v, 0]
             out = term if out is None else out + term
     return out
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def _depthwise_shifts(x, kernel, stride: int, dilation: int, padding: int):
+    """The shifted-slices depthwise convolution, its gradient written out.
+
+    Differentiated automatically, every slice ``x[u, v]`` is a residual of the
+    kernel gradient, and XLA:CPU keeps all ``k*k`` of them: a 5×5 separable
+    convolution then needs 6x the memory of the grouped convolution and runs
+    3x slower (``bench/cell_ops.py``). Here the only residuals are ``x`` and
+    the kernel; the input gradient is the same shifted sum over the output
+    gradient (dilated by the stride, flipped kernel), and each kernel-gradient
+    tap is one reduction (over the padded input at stride 1; over its strided
+    slice otherwise, where padding the output gradient would quadruple the
+    work).
+    """
+    return _shift_sum(x, kernel, stride, dilation, ((padding, padding, 0),) * 2)
+
+
+def _depthwise_shifts_fwd(x, kernel, stride, dilation, padding):
+    return _depthwise_shifts(x, kernel, stride, dilation, padding), (x, kernel)
+
+
+def _depthwise_shifts_bwd(stride, dilation, padding, residuals, g):
+    x, kernel = residuals
+    k = kernel.shape[0]
+    span = dilation * (k - 1)
+    (h, w), (ho, wo) = x.shape[1:3], g.shape[1:3]
+    low = span - padding
+    dx = _shift_sum(g, kernel[::-1, ::-1], 1, dilation,
+                    ((low, h + span - low - ((ho - 1) * stride + 1), stride - 1),
+                     (low, w + span - low - ((wo - 1) * stride + 1), stride - 1)))
+    xp = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+    b, hp, wp, c = xp.shape
+    zero = jnp.zeros((), g.dtype)
+    taps = []
+    for u in range(k):
+        for v in range(k):
+            a, e = u * dilation, v * dilation
+            if stride == 1:
+                gp = jax.lax.pad(g, zero, ((0, 0, 0), (a, hp - a - ho, 0), (e, wp - e - wo, 0), (0, 0, 0)))
+                taps.append(jnp.sum(gp * xp, axis=(0, 1, 2)))
+            else:
+                xs = jax.lax.slice(xp, (0, a, e, 0), (b, a + (ho - 1) * stride + 1, e + (wo - 1) * stride + 1, c),
+                                   (1, stride, stride, 1))
+                taps.append(jnp.sum(xs * g, axis=(0, 1, 2)))
+    return dx, jnp.stack(taps).reshape(kernel.shape).astype(kernel.dtype)
+
+
+_depthwise_shifts.defvjp(_depthwise_shifts_fwd, _depthwise_shifts_bwd)
 
 
 class DepthwiseConv(nnx.Module):
