@@ -113,7 +113,9 @@ def depthwise_conv(x, kernel, stride: int = 1, dilation: int = 1, padding: int |
     ``lax.conv_general_dilated`` with ``feature_group_count=C``. The default
     (``None``) takes the shifts on the CPU, where XLA's grouped convolution is
     10-100x slower than the fused loop (``bench/depthwise.py``), and the
-    convolution elsewhere.
+    convolution elsewhere. The shifts are differentiable in reverse mode
+    (``grad``, ``vjp``, ``jacrev``, to any order), not in forward mode
+    (``jvp``, ``jacfwd``): use ``shifts=False`` for those.
     """
     k = kernel.shape[0]
     if padding is None:
